@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/keel-ai/keel/internal/auth"
+	"github.com/keel-ai/keel/internal/config"
+	"github.com/keel-ai/keel/internal/httpapi"
+	"github.com/keel-ai/keel/internal/journal"
+	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/provider"
+	"github.com/keel-ai/keel/internal/provider/openai"
+	"github.com/keel-ai/keel/internal/router"
+	"github.com/keel-ai/keel/internal/sim"
+	"github.com/keel-ai/keel/internal/store/sqlite"
+	"github.com/keel-ai/keel/internal/turn"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var cf configFlags
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "keel.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	// Issue 2: open on loopback with no keys; anywhere else, keys first.
+	ks, err := db.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	var authn httpapi.Authenticator
+	switch {
+	case len(activeKeys(ks)) > 0:
+		authn = auth.NewAuthenticator(db, auth.Options{})
+	case !isLoopback(cfg.Listen):
+		return fmt.Errorf("listen %s is not a loopback address and no API keys exist: create one with `keel keys create --name NAME`, or listen on 127.0.0.1", cfg.Listen)
+	default:
+		log.Warn("no API keys exist: keel is open to anyone on this machine (loopback only)")
+	}
+
+	if len(cfg.Providers) == 0 {
+		cfg.Providers = config.Detect(lookupEnv)
+		cfg.Defaults()
+	}
+	var simSrv *http.Server
+	if len(cfg.Providers) == 0 {
+		base, srv, err := startSim(log)
+		if err != nil {
+			return err
+		}
+		simSrv = srv
+		defer simSrv.Close()
+		cfg.Providers = []config.Provider{{Name: "sim", Type: "sim", BaseURL: base, Models: builtinModels()}}
+		cfg.Defaults()
+		log.Warn("NO PROVIDERS CONFIGURED: answers come from keel's built-in SIMULATOR, not a real model. " +
+			"Set OPENAI_API_KEY (or another vendor's key) or configure providers in keel.yaml.")
+	}
+	rt, simulated, err := buildRouter(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	jr := journal.New(db, log, journal.Options{})
+	var draining atomic.Bool
+	api := httpapi.New(httpapi.Config{
+		Turns:        &turn.Runner{Router: rt, Recorder: jr, RecordContent: cfg.Store.RecordContent},
+		Router:       rt,
+		Auth:         authn,
+		Simulated:    simulated,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Log:          log,
+		Registry:     reg,
+		Ready:        func() bool { return !draining.Load() },
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("keel listening", "addr", "http://"+ln.Addr().String(), "providers", providerNames(cfg.Providers), "data_dir", cfg.DataDir, "version", version)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Issue 2: stop accepting, let in-flight streams finish up to the
+	// grace period, then flush the record of everything served.
+	draining.Store(true)
+	log.Info("shutting down: draining in-flight requests", "grace", cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("grace period over: closing remaining connections", "err", err)
+		srv.Close()
+	}
+	fctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if err := jr.Close(fctx); err != nil {
+		log.Error("flushing request records", "err", err)
+	}
+	log.Info("keel stopped")
+	return nil
+}
+
+// buildRouter builds the providers and routes the config names. It returns
+// the names of simulated providers too.
+func buildRouter(cfg config.Config, log *slog.Logger) (*router.Router, map[string]bool, error) {
+	simulated := map[string]bool{}
+	byName := map[string]llm.Provider{}
+	var provs []router.Provider
+	for i, p := range cfg.Providers {
+		typ := p.Type
+		if typ == "" {
+			typ = "openai"
+			if _, ok := openai.Dialects[p.Name]; ok {
+				typ = p.Name
+			}
+		}
+		d, ok := openai.Dialects[typ]
+		if typ == "sim" {
+			d, ok = openai.Dialect{Name: "sim", Local: true}, true
+			simulated[p.Name] = true
+		}
+		if !ok {
+			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].type", i), Msg: fmt.Sprintf("unknown type %q (known: %s, sim)", typ, dialectNames())}
+		}
+		if typ == "sim" && p.BaseURL == "" {
+			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].base_url", i), Msg: "a sim provider needs the base_url of a running `keel sim`"}
+		}
+		if !d.Local && len(p.APIKeys) == 0 && p.BaseURL == "" {
+			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].api_keys", i), Msg: fmt.Sprintf("%s needs an API key", typ)}
+		}
+		c := openai.New(openai.Config{
+			Name: p.Name, Dialect: d, BaseURL: p.BaseURL, Keys: p.APIKeys, Headers: p.Headers,
+			HeaderTimeout: p.Timeouts.Header, IdleTimeout: p.Timeouts.Idle, Log: log,
+		}, provider.NewHTTPClient(p.Timeouts.Connect))
+		byName[p.Name] = c
+		provs = append(provs, router.Provider{Provider: c, Models: p.Models})
+	}
+	var routes []router.Route
+	for _, m := range cfg.Models {
+		r := router.Route{Name: m.Name}
+		for _, t := range m.Targets {
+			r.Targets = append(r.Targets, router.Target{Provider: byName[t.Provider], Model: t.Model})
+		}
+		routes = append(routes, r)
+	}
+	return router.New(routes, provs, router.Options{Log: log}), simulated, nil
+}
+
+// startSim serves the built-in simulator on a loopback port, so that the
+// quick start works offline through the very code path real vendors use.
+func startSim(log *slog.Logger) (string, *http.Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: sim.New(sim.Builtin(), sim.WithLogger(log)), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String() + "/v1", srv, nil
+}
+
+func builtinModels() []string {
+	var ms []string
+	for name := range sim.Builtin().Profiles {
+		ms = append(ms, name)
+	}
+	slices.Sort(ms)
+	return ms
+}
+
+func dialectNames() string {
+	var ns []string
+	for n := range openai.Dialects {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	return fmt.Sprint(ns)
+}
+
+func providerNames(ps []config.Provider) []string {
+	var ns []string
+	for _, p := range ps {
+		ns = append(ns, p.Name)
+	}
+	return ns
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.Level))
+	o := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+

@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/keel-ai/keel/internal/chat"
+	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/wire"
+)
+
+// statusClientClosed is nginx's 499: the client left before the answer.
+const statusClientClosed = 499
+
+// apiError is an error as a client API shows it.
+type apiError struct {
+	Status  int
+	Message string
+	Type    string
+	Param   string
+	Code    string
+	// RetryAfter is passed on to the client on 429s and 503s.
+	RetryAfter string
+}
+
+// errorOf maps any error to what the client sees: the upstream's own
+// status and message for upstream errors (issue 3: "return the upstream's
+// own status and message, not a generic error"), the user-facing message of
+// a *chat.Error, and "internal error" for everything else.
+func errorOf(err error) apiError {
+	var le *llm.Error
+	if errors.As(err, &le) {
+		e := apiError{Status: http.StatusBadGateway, Message: le.Message, Type: le.Type, Param: le.Param, Code: le.Code}
+		switch {
+		case le.Kind == llm.KindCanceled:
+			e.Status = statusClientClosed
+		case le.Status >= 400:
+			e.Status = le.Status
+		case le.Kind == llm.KindTimeout:
+			e.Status = http.StatusGatewayTimeout
+		}
+		if e.Message == "" {
+			e.Message = "upstream " + le.Provider + " failed: " + le.Kind.String()
+		}
+		if e.Type == "" {
+			e.Type = typeOf(e.Status)
+		}
+		if le.RetryAfter > 0 {
+			e.RetryAfter = retryAfterSeconds(le.RetryAfter.Seconds())
+		}
+		return e
+	}
+	if errors.Is(err, context.Canceled) {
+		return apiError{Status: statusClientClosed, Message: "the client closed the request", Type: "invalid_request_error"}
+	}
+	var ce *chat.Error
+	if !errors.As(err, &ce) {
+		return apiError{Status: http.StatusInternalServerError, Message: "internal error", Type: "server_error"}
+	}
+	e := apiError{Message: ce.Message, Param: ce.Param}
+	switch ce.Code {
+	case chat.EInvalid:
+		e.Status = http.StatusBadRequest
+	case chat.EUnauthorized:
+		e.Status, e.Code = http.StatusUnauthorized, "invalid_api_key"
+	case chat.EForbidden:
+		e.Status = http.StatusForbidden
+	case chat.ENotFound:
+		e.Status = http.StatusNotFound
+		if ce.Param == "model" {
+			e.Code = "model_not_found"
+		}
+	case chat.ETooLarge:
+		e.Status = http.StatusRequestEntityTooLarge
+	case chat.EUnavailable:
+		e.Status = http.StatusServiceUnavailable
+	default:
+		e.Status, e.Message = http.StatusInternalServerError, "internal error"
+	}
+	e.Type = typeOf(e.Status)
+	return e
+}
+
+// typeOf is OpenAI's error type for a status.
+func typeOf(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusNotFound:
+		return "not_found_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+func retryAfterSeconds(s float64) string {
+	n := int(s)
+	if float64(n) < s {
+		n++
+	}
+	return itoa(n)
+}
+
+// writeError writes err in OpenAI's error envelope and returns its status.
+func writeError(w http.ResponseWriter, err error) int {
+	e := errorOf(err)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if e.RetryAfter != "" {
+		h.Set("Retry-After", e.RetryAfter)
+	}
+	if e.Status == http.StatusTooManyRequests || e.Status >= 500 {
+		// The SDKs retry these by themselves; keel already retried and
+		// failed over, so a quota error is final (wire README §10).
+		if e.Code == "insufficient_quota" {
+			h.Set("X-Should-Retry", "false")
+		}
+	}
+	status := e.Status
+	if status == statusClientClosed {
+		status = http.StatusBadRequest // nobody is there to read it
+	}
+	w.WriteHeader(status)
+	w.Write(wire.AppendChatError(nil, e.Message, e.Type, e.Param, e.Code))
+	return e.Status
+}

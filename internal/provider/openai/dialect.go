@@ -1,0 +1,66 @@
+package openai
+
+import (
+	"crypto/sha256"
+
+	"github.com/keel-ai/keel/internal/wire"
+)
+
+// Dialect is one kind of OpenAI-compatible server: its default address and
+// how its API departs from OpenAI's (../shared/wire/README.md §5, §6).
+type Dialect struct {
+	Name    string
+	BaseURL string
+	Wire    wire.ChatDialect
+	// Local servers need no API key.
+	Local bool
+}
+
+// Dialects lists the OpenAI-compatible servers keel knows by name.
+var Dialects = map[string]Dialect{
+	"openai":     {Name: "openai", BaseURL: "https://api.openai.com/v1"},
+	"groq":       {Name: "groq", BaseURL: "https://api.groq.com/openai/v1"},
+	"deepseek":   {Name: "deepseek", BaseURL: "https://api.deepseek.com/v1", Wire: maxTokens},
+	"together":   {Name: "together", BaseURL: "https://api.together.xyz/v1", Wire: maxTokens},
+	"openrouter": {Name: "openrouter", BaseURL: "https://openrouter.ai/api/v1", Wire: maxTokens},
+	"mistral": {Name: "mistral", BaseURL: "https://api.mistral.ai/v1", Wire: wire.ChatDialect{
+		MaxTokensField: "max_tokens", SeedField: "random_seed", Strict: true, NoStreamUsage: true,
+		ToolCallID: MistralToolCallID,
+	}},
+	"ollama":   {Name: "ollama", BaseURL: "http://127.0.0.1:11434/v1", Wire: maxTokens, Local: true},
+	"vllm":     {Name: "vllm", BaseURL: "http://127.0.0.1:8000/v1", Wire: maxTokens, Local: true},
+	"llamacpp": {Name: "llamacpp", BaseURL: "http://127.0.0.1:8080/v1", Wire: maxTokens, Local: true},
+	"lmstudio": {Name: "lmstudio", BaseURL: "http://127.0.0.1:1234/v1", Wire: maxTokens, Local: true},
+}
+
+// maxTokens is the dialect of servers that predate max_completion_tokens.
+var maxTokens = wire.ChatDialect{MaxTokensField: "max_tokens"}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// MistralToolCallID maps any tool-call id onto the exactly nine
+// alphanumerics Mistral accepts (its 422 otherwise:
+// mistral/error-422-tool-call-id.json). Ids that already fit are kept; others
+// are hashed, so an assistant's call and the tool result that answers it
+// still match.
+func MistralToolCallID(id string) string {
+	if len(id) == 9 && isAlnum(id) {
+		return id
+	}
+	h := sha256.Sum256([]byte(id))
+	b := make([]byte, 9)
+	for i := range b {
+		b[i] = base62[int(h[i])%len(base62)]
+	}
+	return string(b)
+}
+
+func isAlnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}

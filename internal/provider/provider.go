@@ -1,0 +1,198 @@
+// Package provider holds what every vendor adapter shares: the tuned HTTP
+// client, deadlines on a call, and the reading of rate-limit hints. The
+// adapters themselves are its subpackages, one per wire format.
+package provider
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/keel-ai/keel/internal/llm"
+)
+
+// NewHTTPClient returns a client for one upstream: connect bounds dialing,
+// and connections are pooled generously, since every request keel serves is
+// an upstream request. Deadlines on headers and chunks are per call (see
+// Deadline), not on the client.
+func NewHTTPClient(connect time.Duration) *http.Client {
+	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   connect,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
+
+// Errors a Deadline cancels a call with, so that classification can tell a
+// silent upstream from a client that left.
+var (
+	ErrHeaderTimeout = errors.New("no response headers in time")
+	ErrIdleTimeout   = errors.New("no data from upstream in time")
+)
+
+// Deadline watches one upstream call: it cancels the call's context when
+// headers take longer than header, or when the body goes silent for longer
+// than idle. The zero durations disable each.
+type Deadline struct {
+	cancel context.CancelCauseFunc
+	idle   time.Duration
+	mu     sync.Mutex
+	timer  *time.Timer
+	cause  error
+}
+
+// StartDeadline derives the call's context from parent and starts the
+// header clock.
+func StartDeadline(parent context.Context, header, idle time.Duration) (context.Context, *Deadline) {
+	ctx, cancel := context.WithCancelCause(parent)
+	d := &Deadline{cancel: cancel, idle: idle}
+	if header > 0 {
+		d.arm(header, ErrHeaderTimeout)
+	}
+	return ctx, d
+}
+
+func (d *Deadline) arm(after time.Duration, cause error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cause = cause
+	if d.timer == nil {
+		d.timer = time.AfterFunc(after, d.fire)
+		return
+	}
+	d.timer.Reset(after)
+}
+
+func (d *Deadline) fire() {
+	d.mu.Lock()
+	cause := d.cause
+	d.mu.Unlock()
+	d.cancel(cause)
+}
+
+// Body wraps a response body so that every read restarts the idle clock. It
+// switches the deadline from headers to idle.
+func (d *Deadline) Body(b io.ReadCloser) io.ReadCloser {
+	if d.idle <= 0 {
+		d.mu.Lock()
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		d.mu.Unlock()
+		return &deadlineBody{b, d}
+	}
+	d.arm(d.idle, ErrIdleTimeout)
+	return &deadlineBody{b, d}
+}
+
+// Stop releases the deadline and cancels the call's context.
+func (d *Deadline) Stop() {
+	d.mu.Lock()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.mu.Unlock()
+	d.cancel(context.Canceled)
+}
+
+type deadlineBody struct {
+	io.ReadCloser
+	d *Deadline
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 && b.d.idle > 0 {
+		b.d.mu.Lock()
+		b.d.timer.Reset(b.d.idle)
+		b.d.mu.Unlock()
+	}
+	return n, err
+}
+
+// TransportKind classifies an error from sending a request or reading its
+// body: the client leaving, a deadline, or a broken connection.
+func TransportKind(ctx context.Context, err error) llm.Kind {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, ErrHeaderTimeout), errors.Is(cause, ErrIdleTimeout):
+		return llm.KindTimeout
+	case ctx.Err() != nil:
+		return llm.KindCanceled
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return llm.KindTimeout
+	}
+	return llm.KindConnect
+}
+
+// TransportError wraps a transport failure as a classified *llm.Error.
+func TransportError(ctx context.Context, provider string, err error) *llm.Error {
+	k := TransportKind(ctx, err)
+	if k == llm.KindTimeout {
+		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+			err = cause
+		}
+	}
+	return &llm.Error{Kind: k, Provider: provider, Err: err}
+}
+
+// RetryAfter reads the wait an upstream asked for: retry-after-ms first,
+// then Retry-After in seconds or as an HTTP date. It returns 0 when there is
+// none or it is unreadable.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// StatusKind is the default classification of an HTTP error status, for
+// adapters to refine with the vendor's error codes.
+func StatusKind(status int) llm.Kind {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return llm.KindRateLimit
+	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusPaymentRequired:
+		return llm.KindAuth
+	case status == http.StatusNotFound:
+		return llm.KindNotFound
+	case status == http.StatusRequestTimeout:
+		return llm.KindTimeout
+	case status == http.StatusServiceUnavailable, status == 529:
+		return llm.KindOverloaded
+	case status >= 500, status == http.StatusConflict:
+		return llm.KindServer
+	case status >= 400:
+		return llm.KindInvalid
+	}
+	return llm.KindUnknown
+}

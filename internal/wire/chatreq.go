@@ -1,0 +1,485 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/keel-ai/keel/internal/llm"
+)
+
+// OpenAI Chat Completions requests (../shared/wire/README.md §1), both
+// directions: DecodeChatRequest for clients, AppendChatRequest for upstreams.
+
+type chatMessage struct {
+	Role             string          `json:"role"`
+	Content          json.RawMessage `json:"content"`
+	Name             string          `json:"name,omitempty"`
+	ToolCalls        []chatToolCall  `json:"tool_calls,omitempty"`
+	ToolCallID       string          `json:"tool_call_id,omitempty"`
+	ReasoningContent string          `json:"reasoning_content,omitempty"`
+}
+
+type chatToolCall struct {
+	Index    *int   `json:"index,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Function struct {
+		Name      string `json:"name,omitempty"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type chatPart struct {
+	Type     string          `json:"type"`
+	Text     string          `json:"text,omitempty"`
+	ImageURL json.RawMessage `json:"image_url,omitempty"`
+}
+
+type chatImageURL struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"`
+}
+
+type chatTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description,omitempty"`
+		Parameters  json.RawMessage `json:"parameters,omitempty"`
+		Strict      *bool           `json:"strict,omitempty"`
+	} `json:"function"`
+}
+
+type chatResponseFormat struct {
+	Type       string `json:"type"`
+	JSONSchema *struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description,omitempty"`
+		Schema      json.RawMessage `json:"schema,omitempty"`
+		Strict      *bool           `json:"strict,omitempty"`
+	} `json:"json_schema,omitempty"`
+}
+
+// DecodeChatRequest decodes and validates a client's Chat Completions body.
+// Fields keel does not model are kept verbatim in Request.Extra. Errors are
+// *chat.Error values with code EInvalid that name the offending param.
+func DecodeChatRequest(body []byte) (*llm.Request, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, invalid("", "the request body must be a JSON object")
+	}
+	r := &llm.Request{}
+	var maxTokens, maxCompletion *int
+	for k, v := range fields {
+		var err error
+		switch k {
+		case "model":
+			err = decodeField(k, v, &r.Model)
+		case "messages":
+			err = decodeChatMessages(v, r)
+		case "tools":
+			err = decodeChatTools(v, r)
+		case "tool_choice":
+			r.ToolChoice, err = decodeChatToolChoice(v)
+		case "parallel_tool_calls":
+			err = decodeField(k, v, &r.ParallelToolCalls)
+		case "response_format":
+			r.ResponseFormat, err = decodeChatResponseFormat(v)
+		case "temperature":
+			err = decodeRange(k, v, &r.Temperature, 0, 2)
+		case "top_p":
+			err = decodeRange(k, v, &r.TopP, 0, 1)
+		case "stop":
+			r.Stop, err = decodeStop(v)
+		case "seed":
+			err = decodeField(k, v, &r.Seed)
+		case "max_tokens":
+			err = decodePositive(k, v, &maxTokens)
+		case "max_completion_tokens":
+			err = decodePositive(k, v, &maxCompletion)
+		case "user":
+			err = decodeField(k, v, &r.User)
+		case "stream":
+			var s *bool
+			if err = decodeField(k, v, &s); s != nil {
+				r.Stream = *s
+			}
+		case "stream_options":
+			var o *struct {
+				IncludeUsage bool `json:"include_usage"`
+			}
+			if err = decodeField(k, v, &o); o != nil {
+				r.IncludeUsage = o.IncludeUsage
+			}
+		default:
+			if r.Extra == nil {
+				r.Extra = make(map[string]json.RawMessage)
+			}
+			r.Extra[k] = v
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case r.Model == "":
+		return nil, invalid("model", "model is required")
+	case len(r.Messages) == 0:
+		return nil, invalid("messages", "messages must be a non-empty array")
+	}
+	r.MaxTokens = maxTokens
+	if maxCompletion != nil {
+		r.MaxTokens = maxCompletion
+	}
+	if !r.Stream {
+		r.IncludeUsage = false
+	}
+	return r, nil
+}
+
+func decodeRange(param string, raw json.RawMessage, dst **float64, lo, hi float64) error {
+	if err := decodeField(param, raw, dst); err != nil {
+		return err
+	}
+	if v := *dst; v != nil && (*v < lo || *v > hi) {
+		return invalid(param, "%s must be between %g and %g", param, lo, hi)
+	}
+	return nil
+}
+
+func decodePositive(param string, raw json.RawMessage, dst **int) error {
+	if err := decodeField(param, raw, dst); err != nil {
+		return err
+	}
+	if v := *dst; v != nil && *v < 1 {
+		return invalid(param, "%s must be at least 1", param)
+	}
+	return nil
+}
+
+func decodeStop(raw json.RawMessage) ([]string, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, invalid("stop", "stop must be a string or an array of strings")
+	}
+	if len(many) > 4 {
+		return nil, invalid("stop", "stop takes at most 4 sequences")
+	}
+	return many, nil
+}
+
+func decodeChatMessages(raw json.RawMessage, r *llm.Request) error {
+	var ms []chatMessage
+	if err := decodeField("messages", raw, &ms); err != nil {
+		return err
+	}
+	r.Messages = make([]llm.Message, len(ms))
+	for i, m := range ms {
+		param := fmt.Sprintf("messages[%d]", i)
+		out := &r.Messages[i]
+		switch m.Role {
+		case "system", "developer":
+			out.Role = llm.RoleSystem
+		case "user":
+			out.Role = llm.RoleUser
+		case "assistant":
+			out.Role = llm.RoleAssistant
+		case "tool":
+			out.Role = llm.RoleTool
+			if m.ToolCallID == "" {
+				return invalid(param+".tool_call_id", "%s.tool_call_id is required for tool messages", param)
+			}
+		case "":
+			return invalid(param+".role", "%s.role is required", param)
+		default:
+			return invalid(param+".role", "%s.role %q is not one of system, developer, user, assistant, tool", param, m.Role)
+		}
+		parts, err := decodeChatContent(param+".content", m.Content)
+		if err != nil {
+			return err
+		}
+		if parts == nil && len(m.ToolCalls) == 0 && out.Role != llm.RoleAssistant {
+			return invalid(param+".content", "%s.content is required", param)
+		}
+		out.Content, out.Name, out.ToolCallID, out.Reasoning = parts, m.Name, m.ToolCallID, m.ReasoningContent
+		for j, tc := range m.ToolCalls {
+			if tc.Function.Name == "" {
+				return invalid(fmt.Sprintf("%s.tool_calls[%d].function.name", param, j), "tool call function name is required")
+			}
+			out.ToolCalls = append(out.ToolCalls, llm.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		}
+	}
+	return nil
+}
+
+// decodeChatContent reads a string, null, or an array of parts.
+func decodeChatContent(param string, raw json.RawMessage) ([]llm.Part, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := decodeField(param, raw, &s); err != nil {
+			return nil, err
+		}
+		return []llm.Part{llm.TextPart(s)}, nil
+	}
+	var ps []chatPart
+	if err := json.Unmarshal(raw, &ps); err != nil {
+		return nil, invalid(param, "%s must be a string or an array of content parts", param)
+	}
+	parts := make([]llm.Part, 0, len(ps))
+	for i, p := range ps {
+		switch p.Type {
+		case "text":
+			parts = append(parts, llm.TextPart(p.Text))
+		case "image_url":
+			var img chatImageURL
+			if len(p.ImageURL) > 0 && p.ImageURL[0] == '"' {
+				_ = json.Unmarshal(p.ImageURL, &img.URL)
+			} else if err := json.Unmarshal(p.ImageURL, &img); err != nil {
+				return nil, invalid(fmt.Sprintf("%s[%d].image_url", param, i), "image_url must be an object with a url")
+			}
+			if img.URL == "" {
+				return nil, invalid(fmt.Sprintf("%s[%d].image_url.url", param, i), "image_url.url is required")
+			}
+			parts = append(parts, llm.Part{Type: llm.PartImage, URL: img.URL, Detail: img.Detail})
+		default:
+			return nil, invalid(fmt.Sprintf("%s[%d].type", param, i), "content part type %q is not supported", p.Type)
+		}
+	}
+	return parts, nil
+}
+
+func decodeChatTools(raw json.RawMessage, r *llm.Request) error {
+	var ts []chatTool
+	if err := decodeField("tools", raw, &ts); err != nil {
+		return err
+	}
+	for i, t := range ts {
+		if t.Type != "function" {
+			return invalid(fmt.Sprintf("tools[%d].type", i), "tool type %q is not supported; use \"function\"", t.Type)
+		}
+		if t.Function.Name == "" {
+			return invalid(fmt.Sprintf("tools[%d].function.name", i), "tools[%d].function.name is required", i)
+		}
+		r.Tools = append(r.Tools, llm.Tool{
+			Name: t.Function.Name, Description: t.Function.Description,
+			Parameters: t.Function.Parameters, Strict: t.Function.Strict,
+		})
+	}
+	return nil
+}
+
+func decodeChatToolChoice(raw json.RawMessage) (*llm.ToolChoice, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var mode string
+	if json.Unmarshal(raw, &mode) == nil {
+		switch m := llm.ToolChoiceMode(mode); m {
+		case llm.ToolAuto, llm.ToolNone, llm.ToolRequired:
+			return &llm.ToolChoice{Mode: m}, nil
+		}
+		return nil, invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
+	}
+	var obj struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil || obj.Type != "function" || obj.Function.Name == "" {
+		return nil, invalid("tool_choice", `tool_choice must be "none", "auto", "required" or {"type":"function","function":{"name":…}}`)
+	}
+	return &llm.ToolChoice{Mode: llm.ToolFunction, Name: obj.Function.Name}, nil
+}
+
+func decodeChatResponseFormat(raw json.RawMessage) (*llm.ResponseFormat, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var f chatResponseFormat
+	if err := decodeField("response_format", raw, &f); err != nil {
+		return nil, err
+	}
+	switch t := llm.ResponseFormatType(f.Type); t {
+	case llm.FormatText, llm.FormatJSONObject:
+		return &llm.ResponseFormat{Type: t}, nil
+	case llm.FormatJSONSchema:
+		if f.JSONSchema == nil || f.JSONSchema.Name == "" {
+			return nil, invalid("response_format.json_schema.name", "response_format.json_schema.name is required")
+		}
+		s := f.JSONSchema
+		return &llm.ResponseFormat{Type: t, Name: s.Name, Description: s.Description, Schema: s.Schema, Strict: s.Strict}, nil
+	}
+	return nil, invalid("response_format.type", "response_format.type %q is not one of text, json_object, json_schema", f.Type)
+}
+
+// ChatDialect describes how an OpenAI-compatible upstream departs from
+// OpenAI's own API (../shared/wire/README.md §5, §6). The zero value is
+// OpenAI.
+type ChatDialect struct {
+	// MaxTokensField is the name of the output limit: "max_completion_tokens"
+	// (OpenAI) or "max_tokens". If empty, max_completion_tokens.
+	MaxTokensField string
+	// SeedField is "seed" or Mistral's "random_seed". If empty, seed.
+	SeedField string
+	// Strict upstreams (Mistral) reject unknown fields with 422, so Extra,
+	// user and stream_options are not sent.
+	Strict bool
+	// NoStreamUsage is set for upstreams that report usage without being
+	// asked and reject stream_options.
+	NoStreamUsage bool
+	// ToolCallID rewrites tool-call ids replayed in history, for upstreams
+	// that demand their own id shape. Nil leaves them alone.
+	ToolCallID func(string) string
+}
+
+type chatRequestOut struct {
+	Model               string              `json:"model"`
+	Messages            []chatMessageOut    `json:"messages"`
+	Tools               []chatTool          `json:"tools,omitempty"`
+	ToolChoice          any                 `json:"tool_choice,omitempty"`
+	ParallelToolCalls   *bool               `json:"parallel_tool_calls,omitempty"`
+	ResponseFormat      *chatResponseFormat `json:"response_format,omitempty"`
+	Temperature         *float64            `json:"temperature,omitempty"`
+	TopP                *float64            `json:"top_p,omitempty"`
+	Stop                []string            `json:"stop,omitempty"`
+	Seed                *int64              `json:"seed,omitempty"`
+	RandomSeed          *int64              `json:"random_seed,omitempty"`
+	MaxTokens           *int                `json:"max_tokens,omitempty"`
+	MaxCompletionTokens *int                `json:"max_completion_tokens,omitempty"`
+	User                string              `json:"user,omitempty"`
+	Stream              bool                `json:"stream,omitempty"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options,omitempty"`
+}
+
+type chatMessageOut struct {
+	Role       string         `json:"role"`
+	Content    any            `json:"content"`
+	Name       string         `json:"name,omitempty"`
+	ToolCalls  []chatToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string         `json:"tool_call_id,omitempty"`
+}
+
+type chatPartOut struct {
+	Type     string        `json:"type"`
+	Text     string        `json:"text,omitempty"`
+	ImageURL *chatImageURL `json:"image_url,omitempty"`
+}
+
+// AppendChatRequest appends r encoded for an upstream of dialect d. When
+// streaming it always asks for usage, which keel needs for accounting;
+// encoders drop the usage chunk again for clients that did not ask.
+func AppendChatRequest(dst []byte, r *llm.Request, d ChatDialect) ([]byte, error) {
+	out := chatRequestOut{
+		Model: r.Model, Temperature: r.Temperature, TopP: r.TopP, Stop: r.Stop,
+		ParallelToolCalls: r.ParallelToolCalls, Stream: r.Stream,
+	}
+	if !d.Strict {
+		out.User = r.User
+	}
+	if r.Stream && !d.NoStreamUsage && !d.Strict {
+		out.StreamOptions = &struct {
+			IncludeUsage bool `json:"include_usage"`
+		}{true}
+	}
+	if d.MaxTokensField == "max_tokens" {
+		out.MaxTokens = r.MaxTokens
+	} else {
+		out.MaxCompletionTokens = r.MaxTokens
+	}
+	if d.SeedField == "random_seed" {
+		out.RandomSeed = r.Seed
+	} else {
+		out.Seed = r.Seed
+	}
+	out.Messages = make([]chatMessageOut, len(r.Messages))
+	for i := range r.Messages {
+		out.Messages[i] = chatMessageFrom(&r.Messages[i], d.ToolCallID)
+	}
+	for _, t := range r.Tools {
+		var ct chatTool
+		ct.Type = "function"
+		ct.Function.Name, ct.Function.Description, ct.Function.Parameters, ct.Function.Strict = t.Name, t.Description, t.Parameters, t.Strict
+		out.Tools = append(out.Tools, ct)
+	}
+	if tc := r.ToolChoice; tc != nil {
+		if tc.Mode == llm.ToolFunction {
+			out.ToolChoice = map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}}
+		} else {
+			out.ToolChoice = string(tc.Mode)
+		}
+	}
+	if f := r.ResponseFormat; f != nil {
+		out.ResponseFormat = &chatResponseFormat{Type: string(f.Type)}
+		if f.Type == llm.FormatJSONSchema {
+			out.ResponseFormat.JSONSchema = &struct {
+				Name        string          `json:"name"`
+				Description string          `json:"description,omitempty"`
+				Schema      json.RawMessage `json:"schema,omitempty"`
+				Strict      *bool           `json:"strict,omitempty"`
+			}{f.Name, f.Description, f.Schema, f.Strict}
+		}
+	}
+	b, err := json.Marshal(&out)
+	if err != nil {
+		return dst, fmt.Errorf("wire: encode chat request: %w", err)
+	}
+	if d.Strict || len(r.Extra) == 0 {
+		return append(dst, b...), nil
+	}
+	// Splice the pass-through fields in before the closing brace.
+	dst = append(dst, b[:len(b)-1]...)
+	for _, k := range sortedKeys(r.Extra) {
+		dst = append(dst, ',')
+		dst = appendJSONString(dst, k)
+		dst = append(dst, ':')
+		dst = append(dst, bytes.TrimSpace(r.Extra[k])...)
+	}
+	return append(dst, '}'), nil
+}
+
+func chatMessageFrom(m *llm.Message, rewriteID func(string) string) chatMessageOut {
+	id := func(s string) string {
+		if rewriteID == nil || s == "" {
+			return s
+		}
+		return rewriteID(s)
+	}
+	out := chatMessageOut{Role: string(m.Role), Name: m.Name, ToolCallID: id(m.ToolCallID)}
+	switch {
+	case len(m.Content) == 0:
+		// content stays null: an assistant message that only calls tools.
+	case len(m.Content) == 1 && m.Content[0].Type == llm.PartText:
+		out.Content = m.Content[0].Text
+	default:
+		ps := make([]chatPartOut, len(m.Content))
+		for i, p := range m.Content {
+			if p.Type == llm.PartImage {
+				ps[i] = chatPartOut{Type: "image_url", ImageURL: &chatImageURL{URL: p.URL, Detail: p.Detail}}
+			} else {
+				ps[i] = chatPartOut{Type: "text", Text: p.Text}
+			}
+		}
+		out.Content = ps
+	}
+	for _, tc := range m.ToolCalls {
+		var c chatToolCall
+		c.ID, c.Type = id(tc.ID), "function"
+		c.Function.Name, c.Function.Arguments = tc.Name, tc.Arguments
+		out.ToolCalls = append(out.ToolCalls, c)
+	}
+	return out
+}

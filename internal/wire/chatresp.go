@@ -1,0 +1,391 @@
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/keel-ai/keel/internal/llm"
+)
+
+// OpenAI Chat Completions responses, both directions: ChatChunkDecoder and
+// DecodeChatCompletion for upstream answers, ChatEncoder and
+// AppendChatCompletion for clients.
+
+type chatUsage struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	TotalTokens         int `json:"total_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details,omitempty"`
+	CompletionTokensDetails *struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details,omitempty"`
+}
+
+func (u *chatUsage) neutral() *llm.Usage {
+	if u == nil {
+		return nil
+	}
+	n := &llm.Usage{Input: u.PromptTokens, Output: u.CompletionTokens}
+	if d := u.PromptTokensDetails; d != nil {
+		n.Cached = d.CachedTokens
+	}
+	if d := u.CompletionTokensDetails; d != nil {
+		n.Reasoning = d.ReasoningTokens
+	}
+	return n
+}
+
+type chatChunkIn struct {
+	ID      string `json:"id"`
+	Model   string `json:"model"`
+	Created int64  `json:"created"`
+	Choices []struct {
+		Index int `json:"index"`
+		Delta struct {
+			Content          *string        `json:"content"`
+			ReasoningContent string         `json:"reasoning_content"`
+			Reasoning        string         `json:"reasoning"`
+			ToolCalls        []chatToolCall `json:"tool_calls"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *chatUsage      `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// ChatChunkDecoder decodes an upstream's stream of chat.completion.chunk
+// objects. It keeps the state that spans chunks: upstreams that number
+// tool calls from 1, or not at all, are renumbered from 0. The zero value
+// is ready to use; one decoder serves one stream.
+type ChatChunkDecoder struct {
+	ev      llm.Event
+	calls   []int // upstream tool-call index of each call, by position
+	noIndex bool
+}
+
+// Decode returns the event in one chunk's data. The event is valid until
+// the next call. An in-band error object is returned as an *ErrorBody
+// error; data that is not a chunk is a *json.SyntaxError or similar.
+func (d *ChatChunkDecoder) Decode(data []byte) (*llm.Event, error) {
+	var c chatChunkIn
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, err
+	}
+	if !isNull(c.Error) {
+		return nil, ParseErrorBody(data)
+	}
+	ev := &d.ev
+	*ev = llm.Event{ID: c.ID, Model: c.Model, Created: c.Created, Raw: data, Wire: llm.WireChatChunk, ToolCalls: ev.ToolCalls[:0]}
+	ev.Usage = c.Usage.neutral()
+	for i := range c.Choices {
+		ch := &c.Choices[i]
+		if ch.Index != 0 {
+			continue // n > 1: only the first choice is modelled; raw relay keeps the rest
+		}
+		if ch.Delta.Content != nil {
+			ev.Text = *ch.Delta.Content
+		}
+		ev.Reasoning = ch.Delta.ReasoningContent
+		if ev.Reasoning == "" {
+			ev.Reasoning = ch.Delta.Reasoning
+		}
+		for _, tc := range ch.Delta.ToolCalls {
+			i, renumbered := d.callIndex(tc)
+			if renumbered {
+				ev.Wire = llm.WireNone
+			}
+			ev.ToolCalls = append(ev.ToolCalls, llm.ToolCallDelta{Index: i, ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		}
+		if ch.FinishReason != nil && *ch.FinishReason != "" {
+			f, err := chatFinish(*ch.FinishReason)
+			if err != nil {
+				return nil, err
+			}
+			ev.Finish = f
+			if string(f) != *ch.FinishReason {
+				ev.Wire = llm.WireNone
+			}
+		}
+	}
+	if ev.Usage != nil && len(c.Choices) > 0 {
+		// Mistral reports usage on the finish chunk. Encoders write usage
+		// once, at the end, so this chunk cannot be relayed as it is.
+		ev.Wire = llm.WireNone
+	}
+	if ev.Wire == llm.WireNone {
+		ev.Raw = nil
+	}
+	return ev, nil
+}
+
+// callIndex maps an upstream tool-call fragment to its 0-based position and
+// reports whether that differs from what the upstream sent.
+func (d *ChatChunkDecoder) callIndex(tc chatToolCall) (int, bool) {
+	if tc.Index == nil {
+		// Mistral and some local servers send each call whole, unnumbered.
+		if tc.ID != "" || len(d.calls) == 0 {
+			d.calls = append(d.calls, -1)
+		}
+		return len(d.calls) - 1, true
+	}
+	for i, up := range d.calls {
+		if up == *tc.Index {
+			return i, i != up
+		}
+	}
+	d.calls = append(d.calls, *tc.Index)
+	i := len(d.calls) - 1
+	return i, i != *tc.Index
+}
+
+// chatFinish maps a finish_reason onto llm's; an upstream's "error" finish
+// means the answer is broken.
+func chatFinish(s string) (llm.Finish, error) {
+	switch s {
+	case "stop", "eos", "end_turn":
+		return llm.FinishStop, nil
+	case "length", "model_length":
+		return llm.FinishLength, nil
+	case "tool_calls", "function_call":
+		return llm.FinishToolCalls, nil
+	case "content_filter":
+		return llm.FinishContentFilter, nil
+	case "error":
+		return "", &ErrorBody{Message: "the upstream ended the answer with finish_reason \"error\"", Type: "server_error"}
+	}
+	return llm.FinishStop, nil
+}
+
+type chatCompletionIn struct {
+	ID      string `json:"id"`
+	Model   string `json:"model"`
+	Created int64  `json:"created"`
+	Choices []struct {
+		Index   int `json:"index"`
+		Message struct {
+			Content          *string        `json:"content"`
+			ReasoningContent string         `json:"reasoning_content"`
+			Reasoning        string         `json:"reasoning"`
+			ToolCalls        []chatToolCall `json:"tool_calls"`
+		} `json:"message"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *chatUsage `json:"usage"`
+}
+
+// DecodeChatCompletion decodes a whole non-streamed chat.completion into one
+// event, keeping body as its Raw form.
+func DecodeChatCompletion(body []byte) (*llm.Event, error) {
+	var c chatCompletionIn
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, fmt.Errorf("wire: decode chat completion: %w", err)
+	}
+	if len(c.Choices) == 0 {
+		return nil, fmt.Errorf("wire: chat completion has no choices")
+	}
+	ch := c.Choices[0]
+	ev := &llm.Event{ID: c.ID, Model: c.Model, Created: c.Created, Usage: c.Usage.neutral(), Raw: body, Wire: llm.WireChatCompletion}
+	if ch.Message.Content != nil {
+		ev.Text = *ch.Message.Content
+	}
+	ev.Reasoning = ch.Message.ReasoningContent
+	if ev.Reasoning == "" {
+		ev.Reasoning = ch.Message.Reasoning
+	}
+	for i, tc := range ch.Message.ToolCalls {
+		ev.ToolCalls = append(ev.ToolCalls, llm.ToolCallDelta{Index: i, ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+	}
+	f, err := chatFinish(ch.FinishReason)
+	if err != nil {
+		return nil, err
+	}
+	ev.Finish = f
+	if string(f) != ch.FinishReason {
+		ev.Raw, ev.Wire = nil, llm.WireNone
+	}
+	return ev, nil
+}
+
+// ChatEncoder writes an answer to a streaming Chat Completions client. The
+// first event fixes the id, created time and model of every chunk, so that
+// the client sees one stream even when keel switches upstreams.
+type ChatEncoder struct {
+	// IncludeUsage sends the usage chunk the client asked for.
+	IncludeUsage bool
+
+	id, model string
+	created   int64
+	started   bool
+}
+
+// AppendEvent appends ev as zero or one SSE chunk. Chunks that carry only
+// usage are held back: AppendDone writes the total once.
+func (e *ChatEncoder) AppendEvent(dst []byte, ev *llm.Event) []byte {
+	if !e.started {
+		e.id, e.model, e.created = ev.ID, ev.Model, ev.Created
+		if e.id == "" {
+			e.id = "chatcmpl-keel"
+		}
+	}
+	if ev.Text == "" && ev.Reasoning == "" && len(ev.ToolCalls) == 0 && ev.Finish == "" && (e.started || ev.Usage != nil) {
+		return dst
+	}
+	if ev.Wire == llm.WireChatChunk && ev.ID == e.id {
+		e.started = true
+		return appendData(dst, ev.Raw)
+	}
+	dst = append(dst, "data: "...)
+	dst = e.appendChunkHead(dst)
+	dst = append(dst, `[{"index":0,"delta":{`...)
+	sep := false
+	field := func(name string) {
+		if sep {
+			dst = append(dst, ',')
+		}
+		sep = true
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, `":`...)
+	}
+	if !e.started {
+		field("role")
+		dst = append(dst, `"assistant"`...)
+		if ev.Text == "" && len(ev.ToolCalls) == 0 {
+			field("content")
+			dst = append(dst, `""`...)
+		}
+	}
+	e.started = true
+	if ev.Text != "" {
+		field("content")
+		dst = appendJSONString(dst, ev.Text)
+	}
+	if ev.Reasoning != "" {
+		field("reasoning_content")
+		dst = appendJSONString(dst, ev.Reasoning)
+	}
+	if len(ev.ToolCalls) > 0 {
+		field("tool_calls")
+		dst = append(dst, '[')
+		for i, tc := range ev.ToolCalls {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"index":`...)
+			dst = strconv.AppendInt(dst, int64(tc.Index), 10)
+			if tc.ID != "" {
+				dst = append(dst, `,"id":`...)
+				dst = appendJSONString(dst, tc.ID)
+				dst = append(dst, `,"type":"function"`...)
+			}
+			dst = append(dst, `,"function":{`...)
+			if tc.Name != "" {
+				dst = append(dst, `"name":`...)
+				dst = appendJSONString(dst, tc.Name)
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"arguments":`...)
+			dst = appendJSONString(dst, tc.Arguments)
+			dst = append(dst, "}}"...)
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `},"logprobs":null,"finish_reason":`...)
+	if ev.Finish != "" {
+		dst = appendJSONString(dst, string(ev.Finish))
+	} else {
+		dst = append(dst, "null"...)
+	}
+	return append(dst, "}]}\n\n"...)
+}
+
+func (e *ChatEncoder) appendChunkHead(dst []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendJSONString(dst, e.id)
+	dst = append(dst, `,"object":"chat.completion.chunk","created":`...)
+	dst = strconv.AppendInt(dst, e.created, 10)
+	dst = append(dst, `,"model":`...)
+	dst = appendJSONString(dst, e.model)
+	return append(dst, `,"choices":`...)
+}
+
+// AppendDone ends a complete stream: the usage chunk if the client asked
+// for it, then [DONE].
+func (e *ChatEncoder) AppendDone(dst []byte, u llm.Usage) []byte {
+	if e.IncludeUsage {
+		dst = append(dst, "data: "...)
+		dst = e.appendChunkHead(dst)
+		dst = append(dst, "[],"...)
+		dst = appendChatUsage(dst, u)
+		dst = append(dst, "}\n\n"...)
+	}
+	return append(dst, "data: [DONE]\n\n"...)
+}
+
+func appendChatUsage(dst []byte, u llm.Usage) []byte {
+	dst = append(dst, `"usage":{"prompt_tokens":`...)
+	dst = strconv.AppendInt(dst, int64(u.Input), 10)
+	dst = append(dst, `,"completion_tokens":`...)
+	dst = strconv.AppendInt(dst, int64(u.Output), 10)
+	dst = append(dst, `,"total_tokens":`...)
+	dst = strconv.AppendInt(dst, int64(u.Total()), 10)
+	dst = append(dst, `,"prompt_tokens_details":{"cached_tokens":`...)
+	dst = strconv.AppendInt(dst, int64(u.Cached), 10)
+	dst = append(dst, `},"completion_tokens_details":{"reasoning_tokens":`...)
+	dst = strconv.AppendInt(dst, int64(u.Reasoning), 10)
+	return append(dst, "}}"...)
+}
+
+func appendData(dst, data []byte) []byte {
+	dst = append(dst, "data: "...)
+	dst = append(dst, data...)
+	return append(dst, "\n\n"...)
+}
+
+type chatCompletionOut struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
+	Choices [1]struct {
+		Index   int `json:"index"`
+		Message struct {
+			Role             string         `json:"role"`
+			Content          *string        `json:"content"`
+			Refusal          *string        `json:"refusal"`
+			ReasoningContent string         `json:"reasoning_content,omitempty"`
+			ToolCalls        []chatToolCall `json:"tool_calls,omitempty"`
+		} `json:"message"`
+		Logprobs     *struct{} `json:"logprobs"`
+		FinishReason string    `json:"finish_reason"`
+	} `json:"choices"`
+	Usage json.RawMessage `json:"usage"`
+}
+
+// AppendChatCompletion appends a whole answer as a chat.completion object.
+func AppendChatCompletion(dst []byte, a *llm.Answer) []byte {
+	out := chatCompletionOut{ID: a.ID, Object: "chat.completion", Created: a.Created, Model: a.Model}
+	ch := &out.Choices[0]
+	ch.Message.Role = "assistant"
+	if len(a.Text) > 0 || len(a.ToolCalls) == 0 {
+		s := string(a.Text)
+		ch.Message.Content = &s
+	}
+	ch.Message.ReasoningContent = string(a.Reasoning)
+	for _, tc := range a.ToolCalls {
+		var c chatToolCall
+		c.ID, c.Type = tc.ID, "function"
+		c.Function.Name, c.Function.Arguments = tc.Name, tc.Arguments
+		ch.Message.ToolCalls = append(ch.Message.ToolCalls, c)
+	}
+	ch.FinishReason = string(a.Finish)
+	if ch.FinishReason == "" {
+		ch.FinishReason = string(llm.FinishStop)
+	}
+	out.Usage = appendChatUsage(nil, a.Usage)[len(`"usage":`):]
+	b, _ := json.Marshal(&out) // cannot fail: plain types only
+	return append(dst, b...)
+}

@@ -1,0 +1,59 @@
+// Package wire holds the vendors' JSON wire formats and their translation to
+// and from llm's neutral model, one file per format. Both directions of a
+// format live together because both sides of keel speak it: httpapi decodes
+// client requests and encodes answers in it, and provider adapters encode
+// upstream requests and decode answers in it. (STYLE.md puts wire types in
+// provider/*; keeping them here instead stops httpapi importing a provider.)
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/keel-ai/keel/internal/chat"
+)
+
+// invalid returns the 400 shown for a malformed request field.
+func invalid(param, format string, args ...any) *chat.Error {
+	return &chat.Error{Code: chat.EInvalid, Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// decodeField unmarshals one top-level field, naming it on failure.
+func decodeField(param string, raw json.RawMessage, v any) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return invalid(param, "%s: %s", param, jsonProblem(err))
+	}
+	return nil
+}
+
+// jsonProblem describes a decode error without Go type names.
+func jsonProblem(err error) string {
+	switch e := err.(type) {
+	case *json.UnmarshalTypeError:
+		return "expected " + jsonKind(e.Type.Kind().String()) + ", got " + e.Value
+	case *json.SyntaxError:
+		return "invalid JSON: " + e.Error()
+	}
+	return err.Error()
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "int", "int64", "float64":
+		return "a number"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return goKind
+}
+
+// isNull reports whether raw is JSON null (or absent).
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
