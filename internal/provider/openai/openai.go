@@ -95,7 +95,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		dl.Stop()
+		defer dl.Stop() // after classifying: Stop cancels ctx
 		return nil, provider.TransportError(ctx, c.cfg.Name, err)
 	}
 	resp.Body = dl.Body(resp.Body)

@@ -1,0 +1,109 @@
+// lib.mjs: what the e2e tests share. e2e/run starts `keel sim` and `keel
+// serve` and passes their addresses in the environment:
+//
+//	KEEL_URL  keel's API root, including /v1
+//	KEEL_KEY  a valid keel API key
+//	SIM_URL   the simulator's API root, including /v1
+//
+// The expected answers never come from the tests themselves: oracle() asks
+// the simulator directly, with the same request keel was sent.
+
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the e2e tests with e2e/run`);
+  return v.replace(/\/+$/, '');
+}
+
+export const KEEL_URL = need('KEEL_URL');
+export const KEEL_KEY = need('KEEL_KEY');
+export const SIM_URL = need('SIM_URL');
+const SIM_ROOT = SIM_URL.replace(/\/v1$/, '');
+
+// ROUTES are the model names e2e/keel.yaml configures, with the upstream
+// target (provider/model) of each. The tests address keel by these names.
+export const ROUTES = {
+  chat: ['sim/e2e-chat'],
+  'ai-sdk': ['sim/e2e-ai-sdk'],
+  'rate-limited': ['sim/e2e-429'],
+  cut: ['sim/e2e-cut'],
+  'failover-503': ['sim/e2e-503', 'backup/e2e-after-503'],
+  'failover-reset': ['sim/e2e-reset', 'backup/e2e-after-reset'],
+};
+
+// client returns an openai SDK client for keel. SDK retries are off unless
+// asked for, so that every failure the test sees is keel's own.
+export function client(opts = {}) {
+  return new OpenAI({ baseURL: KEEL_URL, apiKey: KEEL_KEY, maxRetries: 0, timeout: 20_000, ...opts });
+}
+
+// oracle sends body to the simulator directly, as a non-streaming request
+// for the "oracle" profile (sim.yaml), and returns the parsed
+// chat.completion. The simulator's answer depends only on the messages,
+// tools, tool_choice and response_format, not on the model name or on
+// streaming, so this is the canonical answer keel must relay.
+export async function oracle(body) {
+  const { stream, stream_options, ...rest } = body;
+  const res = await fetch(`${SIM_URL}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...rest, model: 'oracle' }),
+  });
+  const json = await res.json();
+  assert.equal(res.status, 200, `oracle: the simulator answered ${res.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+// oracleText is the canonical text answer to body.
+export async function oracleText(body) {
+  const r = await oracle(body);
+  const text = r.choices[0].message.content;
+  assert.ok(typeof text === 'string' && text.endsWith('.'), `oracle: not a text answer: ${JSON.stringify(r)}`);
+  return { text, usage: r.usage, completion: r };
+}
+
+// simRaw sends body to the simulator directly, unchanged, and returns the
+// raw Response (for comparing keel's errors with the upstream's own).
+export function simRaw(body) {
+  return fetch(`${SIM_URL}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+// attempts returns the simulator's attempt log for an upstream model name.
+export async function attempts(model) {
+  const res = await fetch(`${SIM_ROOT}/sim/attempts?model=${encodeURIComponent(model)}`);
+  assert.equal(res.status, 200, `GET /sim/attempts: ${res.status}`);
+  return res.json();
+}
+
+// newAttempts runs fn and returns its result with the attempts it caused
+// for each of the given upstream models. It compares attempt numbers, so
+// it does not depend on the log being empty or on /sim/reset (which would
+// disturb test files running in parallel).
+export async function newAttempts(models, fn) {
+  const before = {};
+  for (const m of models) before[m] = Math.max(0, ...(await attempts(m)).map((a) => a.number));
+  const result = await fn();
+  // The simulator writes an attempt's record when its handler returns,
+  // which can be just after keel has read the last byte: wait for the
+  // records to be final (every attempt has ended).
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const after = {};
+    for (const m of models) after[m] = (await attempts(m)).filter((a) => a.number > before[m]);
+    const open = Object.values(after).flat().some((a) => !a.ended);
+    if (!open || Date.now() > deadline) return { result, after };
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+// prompt returns a user message unique to a test, so that every test has
+// its own canonical answer and a mix-up between tests cannot pass.
+export function prompt(name) {
+  return [{ role: 'user', content: `keel e2e: ${name}. Answer in one sentence.` }];
+}
