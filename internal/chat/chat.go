@@ -50,6 +50,11 @@ type Attempt struct {
 	Provider string
 	Model    string
 	Start    time.Time
+	// Reason is why keel made the attempt: "first", "retry", "failover",
+	// "hedge", "context" (a larger-context fallback), "restart" (after a
+	// target refused a prefill), or "skipped" (the target lacks a feature
+	// the request uses; Error says which).
+	Reason string
 	// Duration is how long the attempt lasted.
 	Duration time.Duration
 	Outcome  Outcome

@@ -21,10 +21,18 @@ type Provider interface {
 	Chat(ctx context.Context, r *Request) (Stream, error)
 }
 
+// Prefiller is implemented by providers that can continue a partial
+// assistant message (Request.Continue). Providers without it are asked to
+// start the answer over instead.
+type Prefiller interface {
+	Prefills() bool
+}
+
 // Stream is a pull-based sequence of Events. Recv returns io.EOF after the
 // last event of a complete answer; any other error means the answer is not
-// complete. Close releases the upstream connection and may be called at any
-// time, more than once. A Stream is used by one goroutine at a time.
+// complete. The returned Event is valid until the next call to Recv. Close
+// releases the upstream connection and may be called at any time, more than
+// once. A Stream is used by one goroutine at a time.
 type Stream interface {
 	Recv() (*Event, error)
 	Close() error
@@ -66,6 +74,11 @@ type Request struct {
 
 	Stream       bool
 	IncludeUsage bool
+
+	// Continue marks the final assistant message as a partial answer that
+	// the model must continue, not answer (an assistant prefill). keel sets
+	// it to continue a broken stream on another target.
+	Continue bool
 
 	// Extra holds the top-level fields keel does not model, verbatim, so that
 	// they pass through unchanged to upstreams of the client's own format.

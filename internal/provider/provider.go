@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -153,24 +154,33 @@ func TransportError(ctx context.Context, provider string, err error) *llm.Error 
 // none or it is unreadable.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			if d := wait(f * float64(time.Millisecond)); d > 0 {
+				return d
+			}
 		}
 	}
 	v := h.Get("Retry-After")
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(s * float64(time.Second))
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		return wait(f * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
 			return d
 		}
+	}
+	return 0
+}
+
+// wait converts d nanoseconds to a Duration. Zero, negative, NaN and values
+// too large for a Duration (Inf, 1e300, which would convert to a negative
+// Duration) are no wait.
+func wait(d float64) time.Duration {
+	if d > 0 && d < math.MaxInt64 {
+		return time.Duration(d)
 	}
 	return 0
 }

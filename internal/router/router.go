@@ -1,36 +1,71 @@
-// Package router turns a model name into an ordered list of targets and
-// serves a request from the first target that answers, failing over
-// between them. The policy (what to do after a failure) is in failure.go;
-// the mechanism (attempts, accounting) is here.
+// Package router is keel's reliability engine. It turns a model name into
+// an ordered plan of targets and serves a request over them: retries with
+// budgets, failover, circuit breakers, hedged requests, latency-aware
+// selection, and mid-stream continuation. The policy — what to do after a
+// failure — is decide in failure.go; the mechanism is here and in
+// stream.go.
 package router
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keel-ai/keel/internal/chat"
 	"github.com/keel-ai/keel/internal/llm"
 )
 
+// Continuation is how a target continues a broken answer.
+type Continuation uint8
+
+// The continuation methods.
+const (
+	// ContinueAuto asks the provider (llm.Prefiller), else restarts.
+	ContinueAuto Continuation = iota
+	// ContinuePrefill sends the partial answer as an assistant prefill.
+	ContinuePrefill
+	// ContinueRestart asks for the whole answer again; keel suppresses what
+	// the client already has and checks that it matches.
+	ContinueRestart
+)
+
 // Target is one provider and the upstream model to ask for.
 type Target struct {
 	Provider llm.Provider
 	Model    string
+	// Group marks equivalent targets: adjacent targets with the same
+	// non-zero Group form one tier, balanced by latency; the router fails
+	// over from tier to tier in order. Zero is a tier of its own.
+	Group int
+	// Weight biases selection within a tier. If zero, 1.
+	Weight int
+	// Continue is how this target continues a broken answer.
+	Continue Continuation
 }
 
 // String returns "provider/model", the form x-keel-target shows.
 func (t Target) String() string { return t.Provider.Name() + "/" + t.Model }
 
+func (t Target) prefills() bool {
+	switch t.Continue {
+	case ContinuePrefill:
+		return true
+	case ContinueRestart:
+		return false
+	}
+	p, ok := t.Provider.(llm.Prefiller)
+	return ok && p.Prefills()
+}
+
 // Route is the ordered targets behind one model name.
 type Route struct {
 	Name    string
 	Targets []Target
+	Policy  Policy
 }
 
 // Router resolves model names to routes and serves requests over them. It
@@ -40,12 +75,22 @@ type Router struct {
 	providers map[string]llm.Provider
 	// owners maps a bare upstream model name to the provider that lists it.
 	owners map[string]llm.Provider
+	policy Policy
 	log    *slog.Logger
 	now    func() time.Time
+
+	breaker Breaker
+	mu      sync.Mutex
+	health  map[string]*health // by Target.String()
 }
 
 // Options configure a Router.
 type Options struct {
+	// Policy is the default for routes that set no field of their own and
+	// for routes made up on the fly ("provider/model").
+	Policy Policy
+	// Breaker configures every target's breaker and budgets.
+	Breaker Breaker
 	// Log receives failover warnings. If nil, slog.Default().
 	Log *slog.Logger
 	// Now is the clock. If nil, time.Now.
@@ -58,14 +103,18 @@ type Provider struct {
 	Models []string
 }
 
-// New returns a Router over routes and providers.
+// New returns a Router over routes and providers. Route policies inherit
+// every unset field from o.Policy.
 func New(routes []Route, providers []Provider, o Options) *Router {
 	rt := &Router{
 		routes:    make(map[string]*Route, len(routes)),
 		providers: make(map[string]llm.Provider, len(providers)),
 		owners:    make(map[string]llm.Provider),
+		policy:    o.Policy.Defaults(),
 		log:       o.Log,
 		now:       o.Now,
+		breaker:   o.Breaker.defaults(),
+		health:    make(map[string]*health),
 	}
 	if rt.log == nil {
 		rt.log = slog.Default()
@@ -74,7 +123,9 @@ func New(routes []Route, providers []Provider, o Options) *Router {
 		rt.now = time.Now
 	}
 	for i := range routes {
-		rt.routes[routes[i].Name] = &routes[i]
+		r := routes[i]
+		r.Policy = r.Policy.inherit(o.Policy).Defaults()
+		rt.routes[r.Name] = &r
 	}
 	for _, p := range providers {
 		rt.providers[p.Name()] = p.Provider
@@ -94,17 +145,20 @@ func (rt *Router) Resolve(model string) (*Route, error) {
 	if r, ok := rt.routes[model]; ok {
 		return r, nil
 	}
+	direct := func(p llm.Provider, m string) *Route {
+		return &Route{Name: model, Targets: []Target{{Provider: p, Model: m}}, Policy: rt.policy}
+	}
 	if prov, m, ok := strings.Cut(model, "/"); ok {
 		if p, ok := rt.providers[prov]; ok && m != "" {
-			return &Route{Name: model, Targets: []Target{{p, m}}}, nil
+			return direct(p, m), nil
 		}
 	}
 	if p, ok := rt.owners[model]; ok {
-		return &Route{Name: model, Targets: []Target{{p, model}}}, nil
+		return direct(p, model), nil
 	}
 	if len(rt.providers) == 1 {
 		for _, p := range rt.providers {
-			return &Route{Name: model, Targets: []Target{{p, model}}}, nil
+			return direct(p, model), nil
 		}
 	}
 	return nil, &chat.Error{Code: chat.ENotFound, Param: "model",
@@ -134,116 +188,143 @@ func (rt *Router) Models() []Model {
 	return ms
 }
 
-// Serve starts an answer to r over route. It tries the targets in order
-// until one produces its first event, so that nothing has reached the
-// client before a failover. The returned Stream carries the attempt log.
-func (rt *Router) Serve(ctx context.Context, route *Route, r *llm.Request) (*Stream, error) {
-	s := &Stream{rt: rt, route: route}
-	var last error
-	for _, t := range route.Targets {
-		err := s.start(ctx, t, r)
-		if err == nil {
-			return s, nil
-		}
-		last = err
-		if decide(err) != failover {
-			break
-		}
-		rt.log.Warn("upstream failed, failing over", "route", route.Name, "target", t.String(), "err", err)
+// healthOf returns t's shared health, creating it on first use.
+func (rt *Router) healthOf(t Target) *health {
+	key := t.String()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	h, ok := rt.health[key]
+	if !ok {
+		h = newHealth(rt.breaker)
+		rt.health[key] = h
 	}
-	return s, last
+	return h
 }
 
-// Stream is the answer the router serves. It is used by one goroutine.
-type Stream struct {
-	rt       *Router
-	route    *Route
-	cur      llm.Stream
-	target   Target
-	first    *llm.Event
-	attempts []chat.Attempt
-	done     bool
+// Status returns every target's health, sorted by target.
+func (rt *Router) Status() []TargetStatus {
+	now := rt.now()
+	rt.mu.Lock()
+	keys := make([]string, 0, len(rt.health))
+	for k := range rt.health {
+		keys = append(keys, k)
+	}
+	hs := make([]*health, len(keys))
+	slices.Sort(keys)
+	for i, k := range keys {
+		hs[i] = rt.health[k]
+	}
+	rt.mu.Unlock()
+	out := make([]TargetStatus, len(keys))
+	for i, h := range hs {
+		out[i] = h.status(keys[i], now)
+	}
+	return out
 }
 
-// start makes one attempt at t and waits for its first event.
-func (s *Stream) start(ctx context.Context, t Target, r *llm.Request) error {
-	req := r.Clone()
-	req.Model = t.Model
-	s.attempts = append(s.attempts, chat.Attempt{Provider: t.Provider.Name(), Model: t.Model, Start: s.rt.now()})
-	up, err := t.Provider.Chat(ctx, req)
-	if err == nil {
-		s.first, err = up.Recv()
-		if err == io.EOF {
-			err = &llm.Error{Kind: llm.KindStream, Provider: t.Provider.Name(), Message: "the upstream answered with nothing"}
+// slot is a target in one request's plan.
+type slot struct {
+	t     Target
+	h     *health
+	probe bool
+}
+
+// plan orders a route's targets for one request: tier by tier, each tier
+// led by a power-of-two-choices pick over peak-EWMA cost and weight, the
+// rest by cost.
+func (rt *Router) plan(targets []Target) []*slot {
+	out := make([]*slot, 0, len(targets))
+	for i := 0; i < len(targets); {
+		j := i + 1
+		for g := targets[i].Group; g != 0 && j < len(targets) && targets[j].Group == g; j++ {
 		}
-		if err != nil {
-			up.Close()
+		tier := make([]*slot, 0, j-i)
+		for _, t := range targets[i:j] {
+			tier = append(tier, &slot{t: t, h: rt.healthOf(t)})
+		}
+		out = append(out, order(tier)...)
+		i = j
+	}
+	return out
+}
+
+// order sorts a tier by cost, then moves a power-of-two-choices pick to
+// the front: two members drawn by weight, the cheaper one first. Drawing
+// two rather than taking the cheapest keeps a momentarily fast target from
+// taking all the traffic.
+func order(tier []*slot) []*slot {
+	if len(tier) < 2 {
+		return tier
+	}
+	cost := make(map[*slot]float64, len(tier))
+	for _, s := range tier {
+		cost[s] = s.h.cost() / float64(weight(s.t))
+	}
+	slices.SortStableFunc(tier, func(a, b *slot) int {
+		switch {
+		case cost[a] < cost[b]:
+			return -1
+		case cost[a] > cost[b]:
+			return 1
+		}
+		return 0
+	})
+	a, b := pick(tier), pick(tier)
+	for b == a {
+		b = (b + 1) % len(tier)
+	}
+	if cost[tier[b]] < cost[tier[a]] {
+		a = b
+	}
+	first := tier[a]
+	return append([]*slot{first}, slices.Delete(slices.Clone(tier), a, a+1)...)
+}
+
+// pick draws an index with probability proportional to weight.
+func pick(tier []*slot) int {
+	total := 0
+	for _, s := range tier {
+		total += weight(s.t)
+	}
+	n := rand.IntN(total)
+	for i, s := range tier {
+		if n -= weight(s.t); n < 0 {
+			return i
 		}
 	}
-	if err != nil {
-		s.endAttempt(err)
-		return err
-	}
-	s.cur, s.target = up, t
-	return nil
+	return len(tier) - 1
 }
 
-// endAttempt records how the current attempt ended.
-func (s *Stream) endAttempt(err error) {
-	a := &s.attempts[len(s.attempts)-1]
-	a.Duration = s.rt.now().Sub(a.Start)
-	a.Outcome = chat.OutcomeOK
-	var e *llm.Error
-	switch {
-	case err == nil:
-	case errors.As(err, &e):
-		a.Outcome, a.Status, a.Error = chat.Outcome(e.Kind.String()), e.Status, e.Message
-		if e.Kind == llm.KindCanceled {
-			a.Outcome = chat.OutcomeCanceled
-		}
-	case errors.Is(err, context.Canceled):
-		a.Outcome = chat.OutcomeCanceled
-	default:
-		a.Outcome = chat.Outcome(llm.KindUnknown.String())
-	}
-}
+func weight(t Target) int { return max(t.Weight, 1) }
 
-// Recv returns the next event of the answer.
-func (s *Stream) Recv() (*llm.Event, error) {
-	if s.done || s.cur == nil {
-		return nil, io.EOF
-	}
-	if ev := s.first; ev != nil {
-		s.first = nil
-		return ev, nil
-	}
-	ev, err := s.cur.Recv()
-	if err != nil {
-		s.done = true
-		if err == io.EOF {
-			s.endAttempt(nil)
-		} else {
-			s.endAttempt(err)
+// inherit fills p's unset fields from d.
+func (p Policy) inherit(d Policy) Policy {
+	dur := func(v *time.Duration, dv time.Duration) {
+		if *v == 0 {
+			*v = dv
 		}
 	}
-	return ev, err
-}
-
-// Close releases the upstream. Closing before the end marks the attempt
-// canceled.
-func (s *Stream) Close() error {
-	if s.cur == nil {
-		return nil
+	dur(&p.FirstToken, d.FirstToken)
+	dur(&p.Total, d.Total)
+	dur(&p.Backoff, d.Backoff)
+	dur(&p.MaxBackoff, d.MaxBackoff)
+	dur(&p.RetryAfterWait, d.RetryAfterWait)
+	dur(&p.MaxRetryAfter, d.MaxRetryAfter)
+	dur(&p.HedgeDelay, d.HedgeDelay)
+	dur(&p.HedgeMin, d.HedgeMin)
+	dur(&p.HedgeMax, d.HedgeMax)
+	if p.Attempts == 0 {
+		p.Attempts = d.Attempts
 	}
-	if !s.done {
-		s.done = true
-		s.endAttempt(context.Canceled)
+	if p.Hedge == nil {
+		p.Hedge = d.Hedge
 	}
-	return s.cur.Close()
+	if p.StreamUpstream == nil {
+		p.StreamUpstream = d.StreamUpstream
+	}
+	if p.HoldToolCalls == nil {
+		p.HoldToolCalls = d.HoldToolCalls
+	}
+	p.FailoverContentFilter = p.FailoverContentFilter || d.FailoverContentFilter
+	return p
 }
-
-// Target returns the target serving the answer; zero before one did.
-func (s *Stream) Target() Target { return s.target }
-
-// Attempts returns every attempt made so far, failed ones included.
-func (s *Stream) Attempts() []chat.Attempt { return s.attempts }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"testing"
+	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -57,10 +59,10 @@ func TestServeFailover(t *testing.T) {
 	}{
 		{"healthy primary", answers("a"), "hello world", 0,
 			[]attempt{{"a", chat.OutcomeOK, 0}}},
-		{"503 fails over", fails("a", llm.KindOverloaded, 503), "hello world", 0,
-			[]attempt{{"a", "overloaded", 503}, {"b", chat.OutcomeOK, 0}}},
-		{"429 fails over", fails("a", llm.KindRateLimit, 429), "hello world", 0,
-			[]attempt{{"a", "rate_limit", 429}, {"b", chat.OutcomeOK, 0}}},
+		{"503 retries once, then fails over", fails("a", llm.KindOverloaded, 503), "hello world", 0,
+			[]attempt{{"a", "overloaded", 503}, {"a", "overloaded", 503}, {"b", chat.OutcomeOK, 0}}},
+		{"429 backs off, then fails over", fails("a", llm.KindRateLimit, 429), "hello world", 0,
+			[]attempt{{"a", "rate_limit", 429}, {"a", "rate_limit", 429}, {"b", chat.OutcomeOK, 0}}},
 		{"reset fails over", fails("a", llm.KindConnect, 0), "hello world", 0,
 			[]attempt{{"a", "connect", 0}, {"b", chat.OutcomeOK, 0}}},
 		{"header timeout fails over", fails("a", llm.KindTimeout, 0), "hello world", 0,
@@ -74,34 +76,36 @@ func TestServeFailover(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			route := Route{Name: "m", Targets: []Target{{tt.primary, "up-a"}, {answers("b"), "up-b"}}}
-			rt := New([]Route{route}, nil, Options{})
-			r, err := rt.Resolve("m")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := rt.Serve(context.Background(), r, &llm.Request{Model: "m", Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("hi")}}}})
-			var text string
-			if err == nil {
-				text, err = drain(t, s)
-			}
-			var le *llm.Error
-			switch {
-			case tt.wantStatus == 0 && err != nil:
-				t.Fatalf("err = %v, want none", err)
-			case tt.wantStatus != 0 && (!errors.As(err, &le) || le.Status != tt.wantStatus):
-				t.Fatalf("err = %v, want status %d", err, tt.wantStatus)
-			}
-			if text != tt.wantText {
-				t.Errorf("text = %q, want %q", text, tt.wantText)
-			}
-			var got []attempt
-			for _, a := range s.Attempts() {
-				got = append(got, attempt{a.Provider, a.Outcome, a.Status})
-			}
-			if diff := cmp.Diff(tt.wantAttempts, got); diff != "" {
-				t.Errorf("attempts (-want +got):\n%s", diff)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				route := Route{Name: "m", Targets: []Target{{Provider: tt.primary, Model: "up-a"}, {Provider: answers("b"), Model: "up-b"}}}
+				rt := New([]Route{route}, nil, Options{Log: quiet})
+				r, err := rt.Resolve("m")
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := rt.Serve(context.Background(), r, &llm.Request{Model: "m", Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("hi")}}}})
+				var text string
+				if err == nil {
+					text, err = drain(t, s)
+				}
+				var le *llm.Error
+				switch {
+				case tt.wantStatus == 0 && err != nil:
+					t.Fatalf("err = %v, want none", err)
+				case tt.wantStatus != 0 && (!errors.As(err, &le) || le.Status != tt.wantStatus):
+					t.Fatalf("err = %v, want status %d", err, tt.wantStatus)
+				}
+				if text != tt.wantText {
+					t.Errorf("text = %q, want %q", text, tt.wantText)
+				}
+				var got []attempt
+				for _, a := range s.Attempts() {
+					got = append(got, attempt{a.Provider, a.Outcome, a.Status})
+				}
+				if diff := cmp.Diff(tt.wantAttempts, got); diff != "" {
+					t.Errorf("attempts (-want +got):\n%s", diff)
+				}
+			})
 		})
 	}
 }
@@ -109,38 +113,40 @@ func TestServeFailover(t *testing.T) {
 // TestServeSendsUpstreamModel checks that each target gets its own model
 // name, not the route's.
 func TestServeSendsUpstreamModel(t *testing.T) {
-	var seen []string
-	p := func(name string, fail bool) *llmtest.Provider {
-		return &llmtest.Provider{NameV: name, ChatFn: func(ctx context.Context, r *llm.Request) (llm.Stream, error) {
-			seen = append(seen, r.Model)
-			if fail {
-				return nil, &llm.Error{Kind: llm.KindServer, Status: 500}
-			}
-			return llmtest.Text(r.Model, "x"), nil
-		}}
-	}
-	req := &llm.Request{Model: "route"}
-	rt := New([]Route{{Name: "route", Targets: []Target{{p("a", true), "model-a"}, {p("b", false), "model-b"}}}}, nil, Options{})
-	r, _ := rt.Resolve("route")
-	s, err := rt.Serve(context.Background(), r, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{"model-a", "model-b"}, seen); diff != "" {
-		t.Errorf("models sent (-want +got):\n%s", diff)
-	}
-	if req.Model != "route" {
-		t.Errorf("the client's request was modified: model = %q", req.Model)
-	}
-	if got := s.Target().String(); got != "b/model-b" {
-		t.Errorf("target = %q, want b/model-b", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var seen []string
+		p := func(name string, fail bool) *llmtest.Provider {
+			return &llmtest.Provider{NameV: name, ChatFn: func(ctx context.Context, r *llm.Request) (llm.Stream, error) {
+				seen = append(seen, r.Model)
+				if fail {
+					return nil, &llm.Error{Kind: llm.KindServer, Status: 500}
+				}
+				return llmtest.Text(r.Model, "x"), nil
+			}}
+		}
+		req := &llm.Request{Model: "route"}
+		rt := New([]Route{{Name: "route", Targets: []Target{{Provider: p("a", true), Model: "model-a"}, {Provider: p("b", false), Model: "model-b"}}}}, nil, Options{})
+		r, _ := rt.Resolve("route")
+		s, err := rt.Serve(context.Background(), r, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"model-a", "model-a", "model-b"}, seen); diff != "" {
+			t.Errorf("models sent (-want +got):\n%s", diff)
+		}
+		if req.Model != "route" {
+			t.Errorf("the client's request was modified: model = %q", req.Model)
+		}
+		if got := s.Target().String(); got != "b/model-b" {
+			t.Errorf("target = %q, want b/model-b", got)
+		}
+	})
 }
 
 func TestResolve(t *testing.T) {
 	a, b := answers("a"), answers("b")
 	one := New(nil, []Provider{{Provider: a}}, Options{})
-	two := New([]Route{{Name: "fast", Targets: []Target{{b, "b-fast"}}}},
+	two := New([]Route{{Name: "fast", Targets: []Target{{Provider: b, Model: "b-fast"}}}},
 		[]Provider{{Provider: a, Models: []string{"a-1"}}, {Provider: b}}, Options{})
 	tests := []struct {
 		name     string
@@ -195,3 +201,5 @@ func TestCloseBeforeEndIsCanceled(t *testing.T) {
 		t.Errorf("outcome = %q, want canceled", got)
 	}
 }
+
+var quiet = slog.New(slog.DiscardHandler)

@@ -245,7 +245,7 @@ func (o *openAI) contentType(stream bool) string {
 // chunk appends `data: {...,"choices":[` to b.
 func (o *openAI) chunk(b []byte) []byte {
 	if o.head == nil {
-		h := append(make([]byte, 0, 160), `data: {"id":`...)
+		h := append(make([]byte, 0, 256), `data: {"id":`...)
 		h = appendString(h, o.id)
 		h = append(h, `,"object":"chat.completion.chunk","created":`...)
 		h = strconv.AppendInt(h, o.created, 10)

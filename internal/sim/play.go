@@ -53,26 +53,30 @@ type run struct {
 	dirty bool
 	// broken is set when a write or flush failed: the client is gone.
 	broken bool
+	// ended is set once the attempt is recorded.
+	ended bool
 }
 
 // serve runs one chat attempt for model with the decoded request req.
 // invalid, if set, is a request error found while decoding: the attempt is
-// logged and answered 400 without latency or faults.
+// logged and answered with it at once, without latency or faults.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, enc encoder, arrived time.Time, model string, req *request, invalid *failure) {
-	prof, pname, found := s.profile(model, r.Header.Get("x-sim-profile"))
+	prof, pname, found := s.profile(model, r.Header.Get("X-Sim-Profile"))
 	rn := run{
 		s:   s,
 		ctx: r.Context(),
 		w:   w,
 		rc:  http.NewResponseController(w),
 		enc: enc,
+		// Room for any one event, so writing a stream reuses one buffer.
+		buf: make([]byte, 0, 2048),
 		rec: Attempt{
 			Model:       model,
 			Profile:     pname,
 			Stream:      req.stream,
 			Arrived:     arrived,
-			RequestID:   r.Header.Get("x-request-id"),
-			KeelAttempt: r.Header.Get("x-keel-attempt"),
+			RequestID:   r.Header.Get("X-Request-Id"),
+			KeelAttempt: r.Header.Get("X-Keel-Attempt"),
 		},
 	}
 	first, start := s.arrive(&rn)
@@ -325,12 +329,18 @@ func (rn *run) reset() {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
+	// Record first, so whoever sees the reset also sees the attempt.
+	rn.end()
 	_ = conn.Close()
 }
 
-// end records the attempt. It runs deferred, so it also records attempts
-// that abort by panicking.
+// end records the attempt, once. It runs deferred, so it also records
+// attempts that abort by panicking, before net/http closes the connection.
 func (rn *run) end() {
+	if rn.ended {
+		return
+	}
+	rn.ended = true
 	if rn.timer != nil {
 		rn.timer.Stop()
 	}

@@ -67,10 +67,13 @@ const (
 // Dist is a distribution of durations (latencies) or of float64s (speeds).
 // The zero value is fixed at zero.
 type Dist[T time.Duration | float64] struct {
-	Kind   DistKind
-	Value  T
-	Min    T
-	Max    T
+	Kind DistKind
+	// Value is the value of a Fixed distribution.
+	Value T
+	// Min and Max bound a Uniform distribution, and clamp a Lognormal one
+	// (Max zero: no upper bound).
+	Min, Max T
+	// Median and Sigma shape a Lognormal distribution.
 	Median T
 	Sigma  float64
 }

@@ -14,10 +14,10 @@ import (
 type chatMessage struct {
 	Role             string          `json:"role"`
 	Content          json.RawMessage `json:"content"`
-	Name             string          `json:"name,omitempty"`
-	ToolCalls        []chatToolCall  `json:"tool_calls,omitempty"`
-	ToolCallID       string          `json:"tool_call_id,omitempty"`
-	ReasoningContent string          `json:"reasoning_content,omitempty"`
+	Name             string            `json:"name,omitempty"`
+	ToolCalls        []json.RawMessage `json:"tool_calls,omitempty"` // decoded one by one, to name the bad one
+	ToolCallID       string            `json:"tool_call_id,omitempty"`
+	ReasoningContent string            `json:"reasoning_content,omitempty"`
 }
 
 type chatToolCall struct {
@@ -71,7 +71,10 @@ func DecodeChatRequest(body []byte) (*llm.Request, error) {
 	}
 	r := &llm.Request{}
 	var maxTokens, maxCompletion *int
-	for k, v := range fields {
+	// Sorted, so that a request with several problems always reports the
+	// same one.
+	for _, k := range sortedKeys(fields) {
+		v := fields[k]
 		var err error
 		switch k {
 		case "model":
@@ -177,13 +180,17 @@ func decodeStop(raw json.RawMessage) ([]string, error) {
 }
 
 func decodeChatMessages(raw json.RawMessage, r *llm.Request) error {
-	var ms []chatMessage
+	var ms []json.RawMessage
 	if err := decodeField("messages", raw, &ms); err != nil {
 		return err
 	}
 	r.Messages = make([]llm.Message, len(ms))
-	for i, m := range ms {
+	for i, mraw := range ms {
 		param := fmt.Sprintf("messages[%d]", i)
+		var m chatMessage
+		if err := decodeField(param, mraw, &m); err != nil {
+			return err
+		}
 		out := &r.Messages[i]
 		switch m.Role {
 		case "system", "developer":
@@ -210,9 +217,14 @@ func decodeChatMessages(raw json.RawMessage, r *llm.Request) error {
 			return invalid(param+".content", "%s.content is required", param)
 		}
 		out.Content, out.Name, out.ToolCallID, out.Reasoning = parts, m.Name, m.ToolCallID, m.ReasoningContent
-		for j, tc := range m.ToolCalls {
+		for j, tcraw := range m.ToolCalls {
+			tparam := fmt.Sprintf("%s.tool_calls[%d]", param, j)
+			var tc chatToolCall
+			if err := decodeField(tparam, tcraw, &tc); err != nil {
+				return err
+			}
 			if tc.Function.Name == "" {
-				return invalid(fmt.Sprintf("%s.tool_calls[%d].function.name", param, j), "tool call function name is required")
+				return invalid(tparam+".function.name", "%s.function.name is required", tparam)
 			}
 			out.ToolCalls = append(out.ToolCalls, llm.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 		}
@@ -220,7 +232,8 @@ func decodeChatMessages(raw json.RawMessage, r *llm.Request) error {
 	return nil
 }
 
-// decodeChatContent reads a string, null, or an array of parts.
+// decodeChatContent reads a string, null, or an array of parts. An empty
+// array is no content, like null: encoders write no content as null.
 func decodeChatContent(param string, raw json.RawMessage) ([]llm.Part, error) {
 	if isNull(raw) {
 		return nil, nil
@@ -232,12 +245,19 @@ func decodeChatContent(param string, raw json.RawMessage) ([]llm.Part, error) {
 		}
 		return []llm.Part{llm.TextPart(s)}, nil
 	}
-	var ps []chatPart
-	if err := json.Unmarshal(raw, &ps); err != nil {
+	var ps []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &ps) != nil {
 		return nil, invalid(param, "%s must be a string or an array of content parts", param)
 	}
+	if len(ps) == 0 {
+		return nil, nil
+	}
 	parts := make([]llm.Part, 0, len(ps))
-	for i, p := range ps {
+	for i, praw := range ps {
+		var p chatPart
+		if err := decodeField(fmt.Sprintf("%s[%d]", param, i), praw, &p); err != nil {
+			return nil, err
+		}
 		switch p.Type {
 		case "text":
 			parts = append(parts, llm.TextPart(p.Text))
@@ -260,11 +280,15 @@ func decodeChatContent(param string, raw json.RawMessage) ([]llm.Part, error) {
 }
 
 func decodeChatTools(raw json.RawMessage, r *llm.Request) error {
-	var ts []chatTool
+	var ts []json.RawMessage
 	if err := decodeField("tools", raw, &ts); err != nil {
 		return err
 	}
-	for i, t := range ts {
+	for i, traw := range ts {
+		var t chatTool
+		if err := decodeField(fmt.Sprintf("tools[%d]", i), traw, &t); err != nil {
+			return err
+		}
 		if t.Type != "function" {
 			return invalid(fmt.Sprintf("tools[%d].type", i), "tool type %q is not supported; use \"function\"", t.Type)
 		}

@@ -35,6 +35,12 @@ func (u *chatUsage) neutral() *llm.Usage {
 	if d := u.CompletionTokensDetails; d != nil {
 		n.Reasoning = d.ReasoningTokens
 	}
+	if n.Reasoning > 0 && u.TotalTokens == u.PromptTokens+u.CompletionTokens+n.Reasoning {
+		// xAI leaves reasoning out of completion_tokens but counts it in
+		// total_tokens (openai-compatible/stream-reasoning-content-tool-call.sse);
+		// llm.Usage.Output includes it, as OpenAI's does.
+		n.Output += n.Reasoning
+	}
 	return n
 }
 
@@ -54,6 +60,8 @@ type chatChunkIn struct {
 	} `json:"choices"`
 	Usage *chatUsage      `json:"usage"`
 	Error json.RawMessage `json:"error"`
+	// Object is "error" in the flat error Mistral and old vLLM send.
+	Object string `json:"object"`
 }
 
 // ChatChunkDecoder decodes an upstream's stream of chat.completion.chunk
@@ -61,9 +69,8 @@ type chatChunkIn struct {
 // tool calls from 1, or not at all, are renumbered from 0. The zero value
 // is ready to use; one decoder serves one stream.
 type ChatChunkDecoder struct {
-	ev      llm.Event
-	calls   []int // upstream tool-call index of each call, by position
-	noIndex bool
+	ev    llm.Event
+	calls []int // upstream tool-call index of each call, by position
 }
 
 // Decode returns the event in one chunk's data. The event is valid until
@@ -74,7 +81,7 @@ func (d *ChatChunkDecoder) Decode(data []byte) (*llm.Event, error) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, err
 	}
-	if !isNull(c.Error) {
+	if !isNull(c.Error) || c.Object == "error" {
 		return nil, ParseErrorBody(data)
 	}
 	ev := &d.ev
@@ -94,7 +101,9 @@ func (d *ChatChunkDecoder) Decode(data []byte) (*llm.Event, error) {
 		}
 		for _, tc := range ch.Delta.ToolCalls {
 			i, renumbered := d.callIndex(tc)
-			if renumbered {
+			if renumbered || tc.ID != "" && tc.Type != "function" {
+				// A call without its type (Mistral's, Ollama's) breaks
+				// clients that dispatch on it, such as openai-go.
 				ev.Wire = llm.WireNone
 			}
 			ev.ToolCalls = append(ev.ToolCalls, llm.ToolCallDelta{Index: i, ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
@@ -188,6 +197,7 @@ func DecodeChatCompletion(body []byte) (*llm.Event, error) {
 	}
 	ch := c.Choices[0]
 	ev := &llm.Event{ID: c.ID, Model: c.Model, Created: c.Created, Usage: c.Usage.neutral(), Raw: body, Wire: llm.WireChatCompletion}
+	relay := true
 	if ch.Message.Content != nil {
 		ev.Text = *ch.Message.Content
 	}
@@ -197,13 +207,14 @@ func DecodeChatCompletion(body []byte) (*llm.Event, error) {
 	}
 	for i, tc := range ch.Message.ToolCalls {
 		ev.ToolCalls = append(ev.ToolCalls, llm.ToolCallDelta{Index: i, ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		relay = relay && tc.Type == "function" // Mistral omits it; see ChatChunkDecoder
 	}
 	f, err := chatFinish(ch.FinishReason)
 	if err != nil {
 		return nil, err
 	}
 	ev.Finish = f
-	if string(f) != ch.FinishReason {
+	if !relay || string(f) != ch.FinishReason {
 		ev.Raw, ev.Wire = nil, llm.WireNone
 	}
 	return ev, nil

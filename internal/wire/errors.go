@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // ErrorBody is a vendor's error, read from any of the shapes
@@ -51,7 +52,8 @@ func ParseErrorBody(body []byte) *ErrorBody {
 	return &ErrorBody{Message: scalar(f.Message), Type: f.Type, Code: scalar(f.Code), Param: scalar(f.Param)}
 }
 
-// scalar renders a JSON string, number or object as text.
+// scalar renders a JSON string, number or object as text. Objects (such
+// as Mistral's validation details) are compacted onto one line.
 func scalar(raw json.RawMessage) string {
 	if isNull(raw) {
 		return ""
@@ -60,12 +62,21 @@ func scalar(raw json.RawMessage) string {
 	if json.Unmarshal(raw, &s) == nil {
 		return s
 	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) == nil {
+		raw = b.Bytes()
+	}
 	return truncate(string(raw), 512)
 }
 
+// truncate cuts s to at most n bytes, on a rune boundary so that the
+// result stays valid UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

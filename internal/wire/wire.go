@@ -18,9 +18,13 @@ func invalid(param, format string, args ...any) *chat.Error {
 	return &chat.Error{Code: chat.EInvalid, Param: param, Message: fmt.Sprintf(format, args...)}
 }
 
-// decodeField unmarshals one top-level field, naming it on failure.
+// decodeField unmarshals the field named param, naming it on failure. A
+// wrong type deeper inside it is named by its path: param.a.b.
 func decodeField(param string, raw json.RawMessage, v any) error {
 	if err := json.Unmarshal(raw, v); err != nil {
+		if e, ok := err.(*json.UnmarshalTypeError); ok && e.Field != "" {
+			param += "." + e.Field
+		}
 		return invalid(param, "%s: %s", param, jsonProblem(err))
 	}
 	return nil
@@ -43,7 +47,9 @@ func jsonKind(goKind string) string {
 		return "a string"
 	case "bool":
 		return "a boolean"
-	case "int", "int64", "float64":
+	case "int", "int64":
+		return "an integer"
+	case "float64":
 		return "a number"
 	case "slice":
 		return "an array"

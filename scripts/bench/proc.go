@@ -283,3 +283,50 @@ func (r *perfRecord) stop() {
 		<-r.p.done
 	}
 }
+
+// machineCPU is the CPU time the whole machine has spent in user and
+// system mode so far (all processes; not irq, softirq or steal).
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 4 || f[0] != "cpu" {
+		return 0
+	}
+	var sum int64
+	for _, v := range f[1:4] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		sum += n
+	}
+	return time.Duration(sum) * clockTick
+}
+
+// waitQuiet waits until the rest of the machine is nearly idle (under
+// 15% of all cores busy over one second), for at most max, since other
+// people's builds and tests on a shared box would skew the comparison. It
+// returns how busy the machine was at the end.
+func waitQuiet(ctx context.Context, cpus int, max time.Duration, log func(string, ...any)) float64 {
+	deadline := time.Now().Add(max)
+	for said := false; ; {
+		m0, t0 := machineCPU(), time.Now()
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(time.Second):
+		}
+		busy := (machineCPU() - m0).Seconds() / time.Since(t0).Seconds() / float64(cpus)
+		if busy < 0.15 || !time.Now().Before(deadline) {
+			if busy >= 0.15 {
+				log("machine still %.0f%% busy with other work after waiting %s: measuring anyway", busy*100, max)
+			}
+			return busy
+		}
+		if !said {
+			log("machine %.0f%% busy with other work: waiting up to %s for it to quiet down", busy*100, max)
+			said = true
+		}
+	}
+}

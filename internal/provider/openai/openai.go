@@ -88,7 +88,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 		req.Header.Set("Accept", "application/json")
 	}
 	if n := len(c.cfg.Keys); n > 0 {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.Keys[c.next.Add(1)%uint64(n)])
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Keys[(c.next.Add(1)-1)%uint64(n)])
 	}
 	for k, v := range c.cfg.Headers {
 		req.Header.Set(k, v)
