@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -560,6 +561,53 @@ func TestAccounting(t *testing.T) {
 		}
 		if r.usage.Output != sim.DefaultTokens || r.usage.Input == 0 {
 			t.Errorf("usage = %+v", r.usage)
+		}
+	})
+}
+
+// Issue 3, mid-stream continuation of tool calls: a stream cut inside a
+// tool call's arguments is continued, and the client receives each call
+// whole and valid, never a corrupt one.
+func TestToolCallHeldAcrossCut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, map[string]sim.Profile{"p": always(sim.Fault{Kind: sim.FaultCut, After: 2}), "f": {}},
+			map[string][]target{"r": {{"a", "p", false}, {"b", "f", true}}}, router.Options{})
+		rt, _ := w.rt.Resolve("r")
+		req := &llm.Request{Model: "r", Stream: true,
+			Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("weather in Paris?")}}},
+			Tools: []llm.Tool{{Name: "get_weather", Parameters: []byte(`{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city","days"]}`)}},
+		}
+		s, err := w.rt.Serve(context.Background(), rt, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var deltas []llm.ToolCallDelta
+		var a llm.Answer
+		for {
+			ev, err := s.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			deltas = append(deltas, ev.ToolCalls...)
+			a.Add(ev)
+		}
+		if len(deltas) != 1 {
+			t.Fatalf("tool-call deltas = %+v, want one whole call", deltas)
+		}
+		d := deltas[0]
+		var args map[string]any
+		if d.ID == "" || d.Name != "get_weather" || json.Unmarshal([]byte(d.Arguments), &args) != nil || args["city"] == nil {
+			t.Errorf("call = %+v, want a complete get_weather call", d)
+		}
+		if a.Finish != llm.FinishToolCalls {
+			t.Errorf("finish = %q", a.Finish)
+		}
+		if p := w.sim.Attempts("p"); len(p) != 1 || p[0].Completed || p[0].Tokens != 2 {
+			t.Errorf("primary attempts = %+v, want one cut after 2 tokens", p)
 		}
 	})
 }

@@ -304,29 +304,12 @@ func machineCPU() time.Duration {
 	return time.Duration(sum) * clockTick
 }
 
-// waitQuiet waits until the rest of the machine is nearly idle (under
-// 15% of all cores busy over one second), for at most max, since other
-// people's builds and tests on a shared box would skew the comparison. It
-// returns how busy the machine was at the end.
-func waitQuiet(ctx context.Context, cpus int, max time.Duration, log func(string, ...any)) float64 {
-	deadline := time.Now().Add(max)
-	for said := false; ; {
-		m0, t0 := machineCPU(), time.Now()
-		select {
-		case <-ctx.Done():
-			return 0
-		case <-time.After(time.Second):
-		}
-		busy := (machineCPU() - m0).Seconds() / time.Since(t0).Seconds() / float64(cpus)
-		if busy < 0.15 || !time.Now().Before(deadline) {
-			if busy >= 0.15 {
-				log("machine still %.0f%% busy with other work after waiting %s: measuring anyway", busy*100, max)
-			}
-			return busy
-		}
-		if !said {
-			log("machine %.0f%% busy with other work: waiting up to %s for it to quiet down", busy*100, max)
-			said = true
-		}
+// machineBusy is the share of all cores that processes used over d.
+func machineBusy(ctx context.Context, cpus int, d time.Duration) float64 {
+	m0, t0 := machineCPU(), time.Now()
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
 	}
+	return (machineCPU() - m0).Seconds() / time.Since(t0).Seconds() / float64(cpus)
 }
