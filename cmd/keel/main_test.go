@@ -188,8 +188,11 @@ models:
   - {name: rhang, targets: [{provider: a, model: phang}, {provider: b, model: good}]}
 `, simURL))
 	client := openai.NewClient(option.WithBaseURL(k.url+"/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
-	for _, tt := range []struct{ route, primary, fault string }{
-		{"r503", "p503", "http_error"}, {"rreset", "preset", "reset"}, {"rhang", "phang", "hang"},
+	for _, tt := range []struct {
+		route, primary, fault string
+		tries                 int // attempts on the primary: a 503 is retried once
+	}{
+		{"r503", "p503", "http_error", 2}, {"rreset", "preset", "reset", 1}, {"rhang", "phang", "hang", 1},
 	} {
 		for _, streaming := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/stream=%v", tt.route, streaming), func(t *testing.T) {
@@ -222,7 +225,7 @@ models:
 					t.Errorf("x-keel-target = %q, want b/good", tgt)
 				}
 				pa, ga := s.Attempts(tt.primary), s.Attempts("good")
-				if len(pa) != 1 || pa[0].Fault != tt.fault || len(ga) != 1 || ga[0].Fault != "" {
+				if len(pa) != tt.tries || pa[0].Fault != tt.fault || len(ga) != 1 || ga[0].Fault != "" {
 					t.Errorf("attempt log: primary %+v, fallback %+v", pa, ga)
 				}
 			})

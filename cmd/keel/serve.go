@@ -168,13 +168,53 @@ func buildRouter(cfg config.Config, log *slog.Logger) (*router.Router, map[strin
 	}
 	var routes []router.Route
 	for _, m := range cfg.Models {
-		r := router.Route{Name: m.Name}
-		for _, t := range m.Targets {
-			r.Targets = append(r.Targets, router.Target{Provider: byName[t.Provider], Model: t.Model})
-		}
-		routes = append(routes, r)
+		pol := policy(m.Reliability)
+		pol.ContextFallbacks = targets(m.ContextFallbacks, byName)
+		routes = append(routes, router.Route{Name: m.Name, Targets: targets(m.Targets, byName), Policy: pol})
 	}
-	return router.New(routes, provs, router.Options{Log: log}), simulated, nil
+	b := cfg.Breaker
+	return router.New(routes, provs, router.Options{
+		Log:    log,
+		Policy: policy(cfg.Reliability),
+		Breaker: router.Breaker{
+			Failures: b.Failures, Ratio: b.Ratio, Window: b.Window, MinRequests: b.MinRequests,
+			Open: b.Open, MaxOpen: b.MaxOpen, RetryRatio: b.RetryRatio, MinRetries: b.MinRetriesPerSec,
+			HedgeRatio: b.HedgeRatio,
+		},
+	}), simulated, nil
+}
+
+// targets flattens configured targets into the router's: the members of an
+// "any" group share a group number.
+func targets(ts []config.Target, byName map[string]llm.Provider) []router.Target {
+	var out []router.Target
+	for i, t := range ts {
+		members, group := []config.Target{t}, 0
+		if len(t.Any) > 0 {
+			members, group = t.Any, i+1
+		}
+		for _, m := range members {
+			cont := router.ContinueAuto
+			switch m.Continue {
+			case "prefill":
+				cont = router.ContinuePrefill
+			case "restart":
+				cont = router.ContinueRestart
+			}
+			out = append(out, router.Target{Provider: byName[m.Provider], Model: m.Model, Group: group, Weight: m.Weight, Continue: cont})
+		}
+	}
+	return out
+}
+
+func policy(r config.Reliability) router.Policy {
+	return router.Policy{
+		FirstToken: r.FirstToken, Total: r.Total, Attempts: r.Attempts,
+		Backoff: r.Backoff, MaxBackoff: r.MaxBackoff,
+		RetryAfterWait: r.RetryAfterWait, MaxRetryAfter: r.MaxRetryAfter,
+		Hedge: r.Hedge, HedgeDelay: r.HedgeDelay, HedgeMin: r.HedgeMin, HedgeMax: r.HedgeMax,
+		FailoverContentFilter: r.FailoverContentFilter, StreamUpstream: r.StreamUpstream, HoldToolCalls: r.HoldToolCalls,
+	}
 }
 
 // startSim serves the built-in simulator on a loopback port, so that the

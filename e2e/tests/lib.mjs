@@ -22,16 +22,24 @@ export const KEEL_KEY = need('KEEL_KEY');
 export const SIM_URL = need('SIM_URL');
 const SIM_ROOT = SIM_URL.replace(/\/v1$/, '');
 
-// ROUTES are the model names e2e/keel.yaml configures, with the upstream
-// target (provider/model) of each. The tests address keel by these names.
+// ROUTES are the model names e2e/keel.yaml configures, each with its
+// targets (provider/model) in order. The tests address keel by these names.
 export const ROUTES = {
   chat: ['sim/e2e-chat'],
   'ai-sdk': ['sim/e2e-ai-sdk'],
   'rate-limited': ['sim/e2e-429'],
+  'rate-limited-stream': ['sim/e2e-429-stream'],
   cut: ['sim/e2e-cut'],
+  'cut-helper': ['sim/e2e-cut-helper'],
+  'cut-whole': ['sim/e2e-cut-whole'],
   'failover-503': ['sim/e2e-503', 'backup/e2e-after-503'],
+  'failover-503-stream': ['sim/e2e-503-stream', 'backup/e2e-after-503-stream'],
   'failover-reset': ['sim/e2e-reset', 'backup/e2e-after-reset'],
+  'failover-reset-stream': ['sim/e2e-reset-stream', 'backup/e2e-after-reset-stream'],
 };
+
+// upstream returns the upstream model name of target i of a route.
+export const upstream = (route, i = 0) => ROUTES[route][i].split('/')[1];
 
 // client returns an openai SDK client for keel. SDK retries are off unless
 // asked for, so that every failure the test sees is keel's own.
@@ -40,16 +48,16 @@ export function client(opts = {}) {
 }
 
 // oracle sends body to the simulator directly, as a non-streaming request
-// for the "oracle" profile (sim.yaml), and returns the parsed
-// chat.completion. The simulator's answer depends only on the messages,
-// tools, tool_choice and response_format, not on the model name or on
-// streaming, so this is the canonical answer keel must relay.
-export async function oracle(body) {
+// for an oracle profile (sim.yaml), and returns the parsed chat.completion.
+// The simulator's answer depends only on the messages, tools, tool_choice,
+// response_format and the profile's answer length, not on the model name or
+// on streaming, so this is the canonical answer keel must relay.
+export async function oracle(body, profile = 'oracle') {
   const { stream, stream_options, ...rest } = body;
   const res = await fetch(`${SIM_URL}/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...rest, model: 'oracle' }),
+    body: JSON.stringify({ ...rest, model: profile }),
   });
   const json = await res.json();
   assert.equal(res.status, 200, `oracle: the simulator answered ${res.status}: ${JSON.stringify(json)}`);
@@ -57,8 +65,8 @@ export async function oracle(body) {
 }
 
 // oracleText is the canonical text answer to body.
-export async function oracleText(body) {
-  const r = await oracle(body);
+export async function oracleText(body, profile) {
+  const r = await oracle(body, profile);
   const text = r.choices[0].message.content;
   assert.ok(typeof text === 'string' && text.endsWith('.'), `oracle: not a text answer: ${JSON.stringify(r)}`);
   return { text, usage: r.usage, completion: r };

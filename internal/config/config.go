@@ -40,6 +40,69 @@ type Config struct {
 	Providers []Provider `yaml:"providers"`
 	// Models map the model names clients send to ordered targets.
 	Models []Model `yaml:"models"`
+	// Reliability is the default policy of every route; each route may
+	// override any field.
+	Reliability Reliability `yaml:"reliability"`
+	// Breaker configures every target's circuit breaker and budgets.
+	Breaker Breaker `yaml:"breaker"`
+}
+
+// Reliability is a route's reliability policy (router.Policy). Every zero
+// field takes the default noted, inherited from the top-level section
+// first.
+type Reliability struct {
+	// FirstToken bounds the wait for an attempt's first token. Default 60s.
+	FirstToken time.Duration `yaml:"first_token"`
+	// Total bounds the whole request. Default 10m.
+	Total time.Duration `yaml:"total"`
+	// Attempts caps upstream attempts per request. Default 6.
+	Attempts int `yaml:"attempts"`
+	// Backoff and MaxBackoff shape exponential backoff. Default 500ms, 4s.
+	Backoff    time.Duration `yaml:"backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// RetryAfterWait is the longest Retry-After waited out while another
+	// target could serve; MaxRetryAfter the longest with none. Default 2s,
+	// 10s.
+	RetryAfterWait time.Duration `yaml:"retry_after_wait"`
+	MaxRetryAfter  time.Duration `yaml:"max_retry_after"`
+	// Hedge turns hedged requests on or off. Default: on for routes with
+	// more than one target.
+	Hedge *bool `yaml:"hedge"`
+	// HedgeDelay fixes the hedge delay. Default: the target's observed p95
+	// time to first token, within [HedgeMin, HedgeMax] (200ms, 10s).
+	HedgeDelay time.Duration `yaml:"hedge_delay"`
+	HedgeMin   time.Duration `yaml:"hedge_min"`
+	HedgeMax   time.Duration `yaml:"hedge_max"`
+	// FailoverContentFilter fails over when a vendor's content filter
+	// refuses. Default off.
+	FailoverContentFilter bool `yaml:"failover_on_content_filter"`
+	// StreamUpstream serves non-streaming clients from streaming upstream
+	// calls. Default on.
+	StreamUpstream *bool `yaml:"stream_upstream"`
+	// HoldToolCalls releases each streamed tool call whole. Default: on
+	// when the request has tools and the route has a fallback.
+	HoldToolCalls *bool `yaml:"hold_tool_calls"`
+}
+
+// Breaker configures circuit breakers and budgets (router.Breaker).
+type Breaker struct {
+	// Failures in a row that open a breaker. Default 5.
+	Failures int `yaml:"failures"`
+	// Ratio of failures over Window (with MinRequests) that opens it.
+	// Default 0.5, 10s, 10.
+	Ratio       float64       `yaml:"ratio"`
+	Window      time.Duration `yaml:"window"`
+	MinRequests int           `yaml:"min_requests"`
+	// Open is the first open period; it doubles per failed probe up to
+	// MaxOpen. Default 5s, 20s.
+	Open    time.Duration `yaml:"open"`
+	MaxOpen time.Duration `yaml:"max_open"`
+	// RetryRatio caps retries at this share of requests, plus
+	// MinRetriesPerSec. Default 0.2, 1.
+	RetryRatio       float64 `yaml:"retry_ratio"`
+	MinRetriesPerSec float64 `yaml:"min_retries_per_sec"`
+	// HedgeRatio caps hedges at this share of requests. Default 0.05.
+	HedgeRatio float64 `yaml:"hedge_ratio"`
 }
 
 // Log configures logging.
@@ -95,13 +158,25 @@ type Timeouts struct {
 type Model struct {
 	Name    string   `yaml:"name"`
 	Targets []Target `yaml:"targets"`
+	// ContextFallbacks replace the remaining targets when a target rejects
+	// the prompt as too long for its context.
+	ContextFallbacks []Target   `yaml:"context_fallbacks"`
+	Reliability      Reliability `yaml:"reliability"`
 }
 
-// Target is one provider + upstream model.
+// Target is one provider + upstream model, or a group of equivalent ones.
 type Target struct {
 	Provider string `yaml:"provider"`
 	// Model is the upstream's model name. If empty, the route's name.
 	Model string `yaml:"model"`
+	// Weight biases latency-aware selection within an Any group.
+	Weight int `yaml:"weight"`
+	// Continue is how this target continues a broken answer: prefill or
+	// restart. If empty, what the provider's type supports.
+	Continue string `yaml:"continue"`
+	// Any lists equivalent targets, balanced by latency, in place of
+	// Provider and Model.
+	Any []Target `yaml:"any"`
 }
 
 // Defaults fills every unset field with its documented default.
@@ -137,11 +212,18 @@ func (c *Config) Defaults() {
 		}
 	}
 	for i := range c.Models {
-		for j := range c.Models[i].Targets {
-			if t := &c.Models[i].Targets[j]; t.Model == "" {
-				t.Model = c.Models[i].Name
-			}
+		m := &c.Models[i]
+		defaultModel(m.Targets, m.Name)
+		defaultModel(m.ContextFallbacks, m.Name)
+	}
+}
+
+func defaultModel(ts []Target, name string) {
+	for i := range ts {
+		if ts[i].Model == "" && len(ts[i].Any) == 0 {
+			ts[i].Model = name
 		}
+		defaultModel(ts[i].Any, name)
 	}
 }
 
@@ -210,11 +292,80 @@ func (c *Config) Validate() error {
 			return fieldErr(f+".targets", "needs at least one target")
 		}
 		routes[m.Name] = true
-		for j, t := range m.Targets {
-			if !names[t.Provider] {
-				return fieldErr(fmt.Sprintf("%s.targets[%d].provider", f, j), "%q is not a configured provider", t.Provider)
-			}
+		if err := validTargets(f+".targets", m.Targets, names, true); err != nil {
+			return err
 		}
+		if err := validTargets(f+".context_fallbacks", m.ContextFallbacks, names, true); err != nil {
+			return err
+		}
+		if err := m.Reliability.validate(f + ".reliability"); err != nil {
+			return err
+		}
+	}
+	if err := c.Reliability.validate("reliability"); err != nil {
+		return err
+	}
+	return c.Breaker.validate()
+}
+
+func validTargets(f string, ts []Target, providers map[string]bool, groups bool) error {
+	for j, t := range ts {
+		tf := fmt.Sprintf("%s[%d]", f, j)
+		switch {
+		case len(t.Any) > 0 && !groups:
+			return fieldErr(tf+".any", "groups cannot nest")
+		case len(t.Any) > 0 && t.Provider != "":
+			return fieldErr(tf+".any", "a target has either provider or any, not both")
+		case len(t.Any) > 0:
+			if err := validTargets(tf+".any", t.Any, providers, false); err != nil {
+				return err
+			}
+			continue
+		case !providers[t.Provider]:
+			return fieldErr(tf+".provider", "%q is not a configured provider", t.Provider)
+		case t.Weight < 0:
+			return fieldErr(tf+".weight", "must not be negative")
+		}
+		switch t.Continue {
+		case "", "prefill", "restart":
+		default:
+			return fieldErr(tf+".continue", "%q is not one of prefill, restart", t.Continue)
+		}
+	}
+	return nil
+}
+
+func (r Reliability) validate(f string) error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"total", r.Total}, {"backoff", r.Backoff}, {"max_backoff", r.MaxBackoff},
+		{"retry_after_wait", r.RetryAfterWait}, {"max_retry_after", r.MaxRetryAfter},
+		{"hedge_delay", r.HedgeDelay}, {"hedge_min", r.HedgeMin}, {"hedge_max", r.HedgeMax},
+	} {
+		if d.v < 0 {
+			return fieldErr(f+"."+d.name, "must not be negative")
+		}
+	}
+	if r.Attempts < 0 {
+		return fieldErr(f+".attempts", "must not be negative")
+	}
+	return nil
+}
+
+func (b Breaker) validate() error {
+	switch {
+	case b.Failures < 0:
+		return fieldErr("breaker.failures", "must not be negative")
+	case b.Ratio < 0 || b.Ratio > 1:
+		return fieldErr("breaker.ratio", "must be between 0 and 1")
+	case b.RetryRatio < 0 || b.RetryRatio > 1:
+		return fieldErr("breaker.retry_ratio", "must be between 0 and 1")
+	case b.HedgeRatio < 0 || b.HedgeRatio > 1:
+		return fieldErr("breaker.hedge_ratio", "must be between 0 and 1")
+	case b.Window < 0 || b.Open < 0 || b.MaxOpen < 0:
+		return fieldErr("breaker", "durations must not be negative")
 	}
 	return nil
 }

@@ -65,8 +65,10 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(newTargetCollector(cfg.Router.Status))
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	}
+	s.mux.HandleFunc("GET /keel/status", s.api(s.status))
 	s.mux.HandleFunc("/v1/", s.api(func(w http.ResponseWriter, r *http.Request) int {
 		return writeError(w, chat.Errorf(chat.ENotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	}))
@@ -119,6 +121,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.WriteString(w, "ready\n")
+}
+
+// status serves every target's breaker state and latency estimates.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) int {
+	return writeJSON(w, http.StatusOK, map[string]any{"targets": s.cfg.Router.Status()})
 }
 
 type modelList struct {

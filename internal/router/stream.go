@@ -212,6 +212,9 @@ func (s *Stream) race() error {
 			}
 			last = a.err
 			v := s.failed(a)
+			if s.launched >= s.pol.Attempts {
+				v = verdict{} // the attempt budget is spent: nothing to wait for
+			}
 			switch {
 			case a.prefill && isKind(a.err, llm.KindInvalid):
 				// 14: the target rejects assistant prefill. Learn it, and

@@ -100,6 +100,10 @@ func (t *Turn) Finish(status int, err error) {
 	if t.stream != nil {
 		t.stream.Close()
 		r.Attempts = t.stream.Attempts()
+		if served := t.stream.Served(); served.Provider != nil {
+			// After a seam, the target that finished the answer.
+			r.Provider, r.ServedModel = served.Provider.Name(), served.Model
+		}
 	}
 	r.Status, r.Duration = status, run.now().Sub(r.Time)
 	if err != nil {

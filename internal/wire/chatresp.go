@@ -182,15 +182,21 @@ type chatCompletionIn struct {
 		} `json:"message"`
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *chatUsage `json:"usage"`
+	Usage  *chatUsage      `json:"usage"`
+	Error  json.RawMessage `json:"error"`
+	Object string          `json:"object"`
 }
 
 // DecodeChatCompletion decodes a whole non-streamed chat.completion into one
-// event, keeping body as its Raw form.
+// event, keeping body as its Raw form. An error object sent with a 2xx
+// status is returned as an *ErrorBody error.
 func DecodeChatCompletion(body []byte) (*llm.Event, error) {
 	var c chatCompletionIn
 	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, fmt.Errorf("wire: decode chat completion: %w", err)
+	}
+	if !isNull(c.Error) || c.Object == "error" {
+		return nil, ParseErrorBody(body)
 	}
 	if len(c.Choices) == 0 {
 		return nil, fmt.Errorf("wire: chat completion has no choices")

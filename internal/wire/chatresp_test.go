@@ -852,7 +852,8 @@ func TestDecodeChatCompletionErrors(t *testing.T) {
 	}{
 		{"not JSON", `<html>`, false},
 		{"no choices", `{"id":"c","choices":[]}`, false},
-		{"error body", `{"error":{"message":"x"}}`, false},
+		{"error body", `{"error":{"message":"x"}}`, true},
+		{"flat error body", `{"object":"error","message":"x","type":"t"}`, true},
 		{"finish error", `{"id":"c","choices":[{"index":0,"message":{"content":"x"},"finish_reason":"error"}]}`, true},
 	}
 	for _, tt := range tests {

@@ -200,6 +200,9 @@ const (
 // lasts: other people's builds and tests on a shared box skew the
 // comparison.
 func (b *bench) waitQuiet(ctx context.Context) {
+	if b.o.quietWait == 0 {
+		return
+	}
 	for said := false; ctx.Err() == nil; {
 		busy := machineBusy(ctx, b.cpus, time.Second)
 		if busy < quietBelow {

@@ -24,6 +24,7 @@ type report struct {
 	Details  []detail  `json:"details"`
 	Errors   []string  `json:"errors,omitempty"` // the first error of each run that had any
 	KeelHWM  float64   `json:"keel_vmhwm_mb"`    // keel's peak RSS over the whole run
+	Redone   int       `json:"redone_runs"`      // runs discarded because other processes disturbed them
 	Pass     bool      `json:"pass"`
 }
 
@@ -201,6 +202,9 @@ func (r *report) writeText(w io.Writer) {
 			fmt.Fprintf(w, "\nwarning: other processes used over 10%% of the machine during some runs (column others): those numbers are disturbed\n")
 			break
 		}
+	}
+	if r.Redone > 0 {
+		fmt.Fprintf(w, "\n%d run(s) were disturbed by other processes, discarded and redone\n", r.Redone)
 	}
 	if r.Redone > 0 {
 		fmt.Fprintf(w, "\n%d run(s) were disturbed by other processes, discarded and redone\n", r.Redone)

@@ -237,12 +237,12 @@ func fullRequest(id string, at time.Time) *chat.Request {
 			{
 				Provider: "openai", Model: "gpt-4o",
 				Start: at, Duration: 1500 * time.Microsecond,
-				Outcome: "rate_limit", Status: 429, Error: "Rate limit reached for gpt-4o",
+				Outcome: "rate_limit", Status: 429, Error: "Rate limit reached for gpt-4o", Reason: "first",
 			},
 			{
 				Provider: "openai", Model: "gpt-4o",
 				Start: at.Add(2 * time.Millisecond), Duration: 30 * time.Second,
-				Outcome: "timeout", Error: "no first token within 30s",
+				Outcome: "timeout", Error: "no first token within 30s", Reason: "retry",
 			},
 			{
 				Provider: "anthropic", Model: "claude-sonnet-4-5",

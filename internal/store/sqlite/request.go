@@ -14,7 +14,7 @@ var _ chat.RequestStore = (*DB)(nil)
 const requestColumns = `id, time, key_id, api, model, stream, provider, served_model,
 	status, error, ttft_us, duration_us, input_tokens, output_tokens, prompt, completion`
 
-const attemptColumns = `request_id, seq, provider, model, start, duration_us, outcome, status, error`
+const attemptColumns = `request_id, seq, provider, model, start, duration_us, outcome, status, error, reason`
 
 // RecordRequests stores the records and their attempts in one transaction:
 // either all are stored or none. A record whose ID exists fails the batch.
@@ -44,7 +44,7 @@ func (db *DB) recordRequests(ctx context.Context, rs []*chat.Request) error {
 	}
 	defer insReq.Close()
 	insAtt, err := tx.PrepareContext(ctx,
-		`INSERT INTO attempts (`+attemptColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		`INSERT INTO attempts (`+attemptColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func (db *DB) recordRequests(ctx context.Context, rs []*chat.Request) error {
 		for i, a := range r.Attempts {
 			if _, err := insAtt.ExecContext(ctx,
 				r.ID, i, a.Provider, a.Model, micros(a.Start), durMicros(a.Duration),
-				string(a.Outcome), a.Status, a.Error,
+				string(a.Outcome), a.Status, a.Error, a.Reason,
 			); err != nil {
 				return fmt.Errorf("request %s: attempt %d: %w", r.ID, i, err)
 			}
@@ -197,7 +197,7 @@ func scanAttempts(rows *sql.Rows, byID map[string]*chat.Request) error {
 			start, dur int64
 			outcome    string
 		)
-		if err := rows.Scan(&id, &seq, &a.Provider, &a.Model, &start, &dur, &outcome, &a.Status, &a.Error); err != nil {
+		if err := rows.Scan(&id, &seq, &a.Provider, &a.Model, &start, &dur, &outcome, &a.Status, &a.Error, &a.Reason); err != nil {
 			return err
 		}
 		a.Start = fromMicros(start)

@@ -1,0 +1,965 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/provider"
+	"github.com/keel-ai/keel/internal/wire"
+)
+
+// examples are the recorded wire examples, kept with the wire package.
+const examples = "../../wire/testdata/examples"
+
+func fixture(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(examples, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// seen is one request as the upstream received it.
+type seen struct {
+	Header http.Header
+	Path   string
+	Body   []byte
+}
+
+// upstream is an httptest server whose handler the test sets, and which
+// records every request.
+type upstream struct {
+	*httptest.Server
+	mu      sync.Mutex
+	reqs    []seen
+	handler http.HandlerFunc
+}
+
+func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
+	u := &upstream{handler: h}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.reqs = append(u.reqs, seen{r.Header.Clone(), r.URL.Path, b})
+		u.mu.Unlock()
+		u.handler(w, r)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) seen() []seen {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]seen(nil), u.reqs...)
+}
+
+// serveSSE writes a recorded stream one event at a time, flushing each.
+func serveSSE(stream []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		for ev := range strings.SplitAfterSeq(string(stream), "\n\n") {
+			io.WriteString(w, ev)
+			rc.Flush()
+		}
+	}
+}
+
+func serveJSON(status int, header map[string]string, body []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(status)
+		w.Write(body)
+	}
+}
+
+// newClient returns a client of u, quiet unless the test fails.
+func newClient(t *testing.T, u *upstream, cfg Config) *Client {
+	if cfg.Name == "" {
+		cfg.Name = "up"
+	}
+	cfg.BaseURL = u.URL + "/v1"
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return New(cfg, u.Client())
+}
+
+func chatReq(stream bool) *llm.Request {
+	return &llm.Request{
+		Model:    "m",
+		Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("hi")}}},
+		Stream:   stream,
+	}
+}
+
+// drain reads s to its end, returning the answer and the final error
+// (io.EOF for a complete answer).
+func drain(t testing.TB, s llm.Stream) (llm.Answer, error) {
+	t.Helper()
+	var a llm.Answer
+	for range 10000 {
+		ev, err := s.Recv()
+		if err != nil {
+			if _, again := s.Recv(); again != err {
+				t.Errorf("Recv after the end = %v, want the same %v", again, err)
+			}
+			s.Close()
+			return a, err
+		}
+		a.Add(ev)
+	}
+	t.Fatal("stream does not end")
+	return a, nil
+}
+
+func kindOf(err error) llm.Kind {
+	var e *llm.Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 255
+}
+
+var ignoreEvents = cmpopts.IgnoreFields(llm.Answer{}, "Events")
+
+func TestChatStream(t *testing.T) {
+	tests := []struct {
+		file string
+		want llm.Answer
+	}{
+		{"openai-chat/stream-text-usage.sse", llm.Answer{
+			ID: "chatcmpl-D8Z5oo6uDh67AD85p73ksdT1KxhE0", Model: "gpt-4.1-nano-2025-04-14", Created: 1770933892,
+			Text: []byte("**Holiday Name:** Harmony Day\n\n"), Finish: llm.FinishStop,
+			Usage: llm.Usage{Input: 16, Output: 300}, HasUsage: true,
+		}},
+		{"openai-chat/stream-tool-call.sse", llm.Answer{
+			ID: "chatcmpl-ABfwERreu9s99xXsVuOWtIB2UOx62", Model: "gpt-4o-2024-08-06", Created: 1727346182,
+			ToolCalls: []llm.ToolCall{{ID: "call_4XzlGBLtUe9dy3GVNV4jhq7h", Name: "get_weather", Arguments: `{"city":"New York City"}`}},
+			Finish:    llm.FinishToolCalls, Usage: llm.Usage{Input: 44, Output: 16}, HasUsage: true,
+		}},
+		{"openai-chat/stream-finish-length.sse", llm.Answer{
+			ID: "chatcmpl-ABfw3Oqj8RD0z6aJiiX37oTjV2HFh", Model: "gpt-4o-2024-08-06", Created: 1727346171,
+			Text: []byte(`{"`), Finish: llm.FinishLength, Usage: llm.Usage{Input: 79, Output: 1}, HasUsage: true,
+		}},
+		{"mistral/stream-text.sse", llm.Answer{
+			ID: "5319bd0299614c679a0068a4f2c8ffd0", Model: "mistral-small-latest", Created: 1769088720,
+			Text: []byte("Hello, world! This is a test response."), Finish: llm.FinishStop,
+			Usage: llm.Usage{Input: 13, Output: 8}, HasUsage: true,
+		}},
+		{"mistral/stream-tool-call.sse", llm.Answer{
+			ID: "b3999b8c93e04e11bcbff7bcab829667", Model: "mistral-small-latest", Created: 1769088854,
+			ToolCalls: []llm.ToolCall{{ID: "gSIMJiOkT", Name: "weather", Arguments: `{"location": "San Francisco"}`}},
+			Finish:    llm.FinishToolCalls, Usage: llm.Usage{Input: 124, Output: 22}, HasUsage: true,
+		}},
+		{"openai-compatible/stream-tool-call-index1.sse", llm.Answer{
+			ID: "msg_sanitized", Model: "claude-haiku-4-5-20251001",
+			Text:      []byte("Reading it."),
+			ToolCalls: []llm.ToolCall{{ID: "toolu_sanitized", Name: "read_file", Arguments: `{"path": "a.txt"}`}},
+			Finish:    llm.FinishToolCalls,
+		}},
+		{"openai-compatible/stream-reasoning-content-tool-call.sse", llm.Answer{
+			ID: "7027d986-3c59-a37a-9a5f-50713e01c8a6", Model: "grok-3-mini", Created: 1770772293,
+			Reasoning: []byte("First, the"),
+			ToolCalls: []llm.ToolCall{{ID: "call_79382389", Name: "weather", Arguments: `{"location":"San Francisco"}`}},
+			Finish:    llm.FinishToolCalls, Usage: llm.Usage{Input: 307, Output: 253, Cached: 306, Reasoning: 227}, HasUsage: true,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			u := newUpstream(t, serveSSE(fixture(t, tt.file)))
+			c := newClient(t, u, Config{})
+			s, err := c.Chat(t.Context(), chatReq(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := drain(t, s)
+			if err != io.EOF {
+				t.Fatalf("stream ended with %v, want io.EOF", err)
+			}
+			if diff := cmp.Diff(tt.want, got, ignoreEvents); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if n := c.Malformed.Load(); n != 0 {
+				t.Errorf("Malformed = %d", n)
+			}
+			r := u.seen()[0]
+			if r.Path != "/v1/chat/completions" || r.Header.Get("Accept") != "text/event-stream" || r.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("request: path %s, headers %v", r.Path, r.Header)
+			}
+		})
+	}
+}
+
+// TestChatStreamRelay checks that the chunks of an OpenAI stream reach the
+// consumer as the upstream's bytes, for relaying without re-encoding.
+func TestChatStreamRelay(t *testing.T) {
+	stream := fixture(t, "openai-chat/stream-text-usage.sse")
+	u := newUpstream(t, serveSSE(stream))
+	s, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for ev := range strings.SplitSeq(string(stream), "\n\n") {
+		data, _ := strings.CutPrefix(ev, "data: ")
+		if data == "[DONE]" || data == "" {
+			continue
+		}
+		got, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Raw) != data || got.Wire != llm.WireChatChunk {
+			t.Errorf("Raw = %s (wire %v), want %s", got.Raw, got.Wire, data)
+		}
+	}
+}
+
+func TestChatNonStream(t *testing.T) {
+	tests := []struct {
+		file  string
+		want  llm.Answer
+		relay bool
+	}{
+		{"openai-chat/response-basic.json", llm.Answer{
+			ID: "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", Model: "gpt-5.4", Created: 1741569952,
+			Text: []byte("Hello! How can I assist you today?"), Finish: llm.FinishStop,
+			Usage: llm.Usage{Input: 19, Output: 10}, HasUsage: true,
+		}, true},
+		{"openai-chat/response-tool-calls-parallel.json", llm.Answer{
+			ID: "chatcmpl-ABfvyvfNWKcl7Ohqos4UFrmMs1v4C", Model: "gpt-4o-2024-08-06", Created: 1727346166,
+			ToolCalls: []llm.ToolCall{
+				{ID: "call_fdNz3vOBKYgOIpMdWotB9MjY", Name: "GetWeatherArgs", Arguments: `{"city": "Edinburgh", "country": "GB", "units": "c"}`},
+				{ID: "call_h1DWI1POMJLb0KwIyQHWXD4p", Name: "get_stock_price", Arguments: `{"ticker": "AAPL", "exchange": "NASDAQ"}`},
+			},
+			Finish: llm.FinishToolCalls, Usage: llm.Usage{Input: 149, Output: 60}, HasUsage: true,
+		}, true},
+		{"mistral/response-tool-call.json", llm.Answer{
+			ID: "b3999b8c93e04e11bcbff7bcab829667", Model: "mistral-small-latest", Created: 1769088854,
+			ToolCalls: []llm.ToolCall{{ID: "gSIMJiOkT", Name: "weather", Arguments: `{"location": "San Francisco"}`}},
+			Finish:    llm.FinishToolCalls, Usage: llm.Usage{Input: 124, Output: 22}, HasUsage: true,
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			body := fixture(t, tt.file)
+			u := newUpstream(t, serveJSON(200, nil, body))
+			s, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := s.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if relay := bytes.Equal(ev.Raw, body) && ev.Wire == llm.WireChatCompletion; relay != tt.relay {
+				t.Errorf("relayable = %v, want %v", relay, tt.relay)
+			}
+			var a llm.Answer
+			a.Add(ev)
+			if diff := cmp.Diff(tt.want, a, ignoreEvents); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if _, err := s.Recv(); err != io.EOF {
+				t.Errorf("second Recv = %v, want io.EOF", err)
+			}
+			if r := u.seen()[0]; r.Header.Get("Accept") != "application/json" {
+				t.Errorf("Accept = %q", r.Header.Get("Accept"))
+			}
+			s.Close()
+		})
+	}
+}
+
+func TestChatStatusErrors(t *testing.T) {
+	var rateLimit struct {
+		Status  int
+		Headers map[string]string
+		Body    json.RawMessage
+	}
+	if err := json.Unmarshal(fixture(t, "openai-chat/error-429-rate-limit.http.json"), &rateLimit); err != nil {
+		t.Fatal(err)
+	}
+	file := func(p string) []byte { return fixture(t, p) }
+	tests := []struct {
+		name   string
+		status int
+		header map[string]string
+		body   []byte
+		want   llm.Error
+	}{
+		{"rate limit", rateLimit.Status, rateLimit.Headers, rateLimit.Body, llm.Error{
+			Kind: llm.KindRateLimit, Status: 429, Type: "tokens", Code: "rate_limit_exceeded",
+			Message:    "Rate limit reached for gpt-4o-mini in organization org-xxxx on tokens per min (TPM): Limit 30000, Used 28039, Requested 3906. Please try again in 1.75s.",
+			RetryAfter: 1750 * time.Millisecond,
+		}},
+		{"rate limit in seconds", 429, map[string]string{"Retry-After": "3"}, []byte(`{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}`), llm.Error{
+			Kind: llm.KindRateLimit, Status: 429, Type: "requests", Code: "rate_limit_exceeded", Message: "slow down", RetryAfter: 3 * time.Second,
+		}},
+		{"insufficient quota", 429, nil, file("openai-chat/error-429-insufficient-quota.json"), llm.Error{
+			Kind: llm.KindQuota, Status: 429, Type: "insufficient_quota", Code: "insufficient_quota",
+			Message: "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+		}},
+		{"context length", 400, nil, []byte(`{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`), llm.Error{
+			Kind: llm.KindContextLength, Status: 400, Type: "invalid_request_error", Param: "messages", Code: "context_length_exceeded",
+			Message: "This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.",
+		}},
+		{"context length, vLLM", 400, nil, file("openai-compatible/error-vllm-legacy-flat.json"), llm.Error{
+			Kind: llm.KindContextLength, Status: 400, Type: "BadRequestError", Code: "400",
+			Message: "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.",
+		}},
+		{"context length, llama.cpp", 400, nil, file("openai-compatible/error-llamacpp.json"), llm.Error{
+			Kind: llm.KindContextLength, Status: 400, Type: "exceed_context_size_error", Code: "400",
+			Message: "the request exceeds the available context size, try increasing it",
+		}},
+		{"content filter", 400, nil, []byte(`{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400}}`), llm.Error{
+			Kind: llm.KindContentFilter, Status: 400, Param: "prompt", Code: "content_filter",
+			Message: "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+		}},
+		{"llama.cpp loading", 503, nil, file("openai-compatible/error-llamacpp-loading-503.json"), llm.Error{
+			Kind: llm.KindOverloaded, Status: 503, Type: "unavailable_error", Code: "503", Message: "Loading model",
+		}},
+		{"invalid key", 401, nil, file("openai-chat/error-401-invalid-key.json"), llm.Error{
+			Kind: llm.KindAuth, Status: 401, Type: "invalid_request_error", Code: "invalid_api_key",
+			Message: "Incorrect API key provided: sk-xxxx. You can find your API key at https://platform.openai.com/account/api-keys.",
+		}},
+		{"unsupported param", 400, nil, file("openai-chat/error-400-unsupported-param.json"), llm.Error{
+			Kind: llm.KindInvalid, Status: 400, Type: "invalid_request_error", Param: "max_tokens", Code: "unsupported_parameter",
+			Message: "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+		}},
+		{"mistral validation", 422, nil, file("mistral/error-422-tool-call-id.json"), llm.Error{
+			Kind: llm.KindInvalid, Status: 422, Type: "invalid_request_error",
+			Message: "Tool call id was call_search but must be a-z, A-Z, 0-9, with a length of 9.",
+		}},
+		{"ollama not found", 404, nil, file("ollama/openai-compat-error-404.json"), llm.Error{
+			Kind: llm.KindNotFound, Status: 404, Type: "not_found_error", Message: `model "llama9" not found, try pulling it first`,
+		}},
+		{"proxy html", 502, nil, []byte("<html>bad gateway</html>"), llm.Error{
+			Kind: llm.KindServer, Status: 502, Message: "<html>bad gateway</html>",
+		}},
+		{"empty body", 500, nil, nil, llm.Error{
+			Kind: llm.KindServer, Status: 500, Message: "upstream returned status 500",
+		}},
+		{"overloaded", 529, nil, []byte(`{"error":{"message":"Overloaded","type":"overloaded_error"}}`), llm.Error{
+			Kind: llm.KindOverloaded, Status: 529, Type: "overloaded_error", Message: "Overloaded",
+		}},
+	}
+	for _, tt := range tests {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stream=%v", tt.name, stream), func(t *testing.T) {
+				u := newUpstream(t, serveJSON(tt.status, tt.header, tt.body))
+				s, err := newClient(t, u, Config{Name: "up"}).Chat(t.Context(), chatReq(stream))
+				if err == nil {
+					s.Close()
+					t.Fatal("Chat succeeded")
+				}
+				var got *llm.Error
+				if !errors.As(err, &got) {
+					t.Fatalf("err = %T %v, want *llm.Error", err, err)
+				}
+				want := tt.want
+				want.Provider = "up"
+				if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
+					t.Errorf("(-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// handlerStream writes the given SSE text, flushing after each event.
+func handlerStream(events ...string) http.HandlerFunc {
+	return serveSSE([]byte(strings.Join(events, "")))
+}
+
+func data(s string) string { return "data: " + s + "\n\n" }
+
+const (
+	chunkRole   = `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`
+	chunkHel    = `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}`
+	chunkLo     = `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":null}]}`
+	chunkFinish = `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`
+)
+
+// TestChatStreamEnds checks how the end of an upstream body is read: only
+// an answer that finished is complete.
+func TestChatStreamEnds(t *testing.T) {
+	tests := []struct {
+		name      string
+		h         http.HandlerFunc
+		wantText  string
+		wantErr   error    // io.EOF, or nil when wantKind applies
+		wantKind  llm.Kind // of the *llm.Error
+		malformed int64
+	}{
+		{"complete", handlerStream(data(chunkRole), data(chunkHel), data(chunkLo), data(chunkFinish), data("[DONE]")),
+			"Hello", io.EOF, 0, 0},
+		{"finish without [DONE]", handlerStream(data(chunkRole), data(chunkHel), data(chunkLo), data(chunkFinish)),
+			"Hello", io.EOF, 0, 0},
+		{"keep-alive comments", handlerStream(": ping\n\n", data(chunkHel), ": ping\n\n", data(chunkLo), data(chunkFinish), data("[DONE]")),
+			"Hello", io.EOF, 0, 0},
+		{"ends before the finish", handlerStream(data(chunkRole), data(chunkHel)),
+			"Hel", nil, llm.KindStream, 0},
+		{"[DONE] before the finish", handlerStream(data(chunkRole), data(chunkHel), data("[DONE]")),
+			"Hel", nil, llm.KindStream, 0},
+		{"empty body", handlerStream(),
+			"", nil, llm.KindStream, 0},
+		{"malformed chunk skipped", handlerStream(data(chunkRole), data(chunkHel), data(`{"id":"c","choices":[{"delta":{"content":"garbl`), data(chunkLo), data(chunkFinish), data("[DONE]")),
+			"Hello", io.EOF, 0, 1},
+		{"non-JSON chunks skipped", handlerStream(data(chunkHel), data("hello"), data(`[1]`), data(chunkLo), data(chunkFinish), data("[DONE]")),
+			"Hello", io.EOF, 0, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUpstream(t, tt.h)
+			c := newClient(t, u, Config{})
+			s, err := c.Chat(t.Context(), chatReq(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := drain(t, s)
+			if string(a.Text) != tt.wantText {
+				t.Errorf("text = %q, want %q", a.Text, tt.wantText)
+			}
+			switch {
+			case tt.wantErr != nil && err != tt.wantErr:
+				t.Errorf("err = %v, want %v", err, tt.wantErr)
+			case tt.wantErr == nil && (kindOf(err) != tt.wantKind || errors.Is(err, io.EOF)):
+				t.Errorf("err = %v (kind %v), want kind %v", err, kindOf(err), tt.wantKind)
+			}
+			if got := c.Malformed.Load(); got != tt.malformed {
+				t.Errorf("Malformed = %d, want %d", got, tt.malformed)
+			}
+		})
+	}
+}
+
+// TestChatStreamCut checks that a connection cut in the middle of an event
+// is a broken stream, never a clean end.
+func TestChatStreamCut(t *testing.T) {
+	for _, cut := range []string{
+		data(chunkHel) + `data: {"id":"c","choices":[{"delta":{"content":"lo`, // inside a line
+		data(chunkHel) + "data: " + chunkLo + "\n",                            // before the blank line
+		data(chunkHel) + data(chunkFinish)[:20],                               // inside the finish chunk
+		data(chunkHel),                                                        // between events
+	} {
+		t.Run(fmt.Sprintf("%q", cut[len(cut)-10:]), func(t *testing.T) {
+			u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, cut)
+				rc := http.NewResponseController(w)
+				rc.Flush()
+				conn, _, err := rc.Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				conn.Close()
+			})
+			s, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := drain(t, s)
+			if string(a.Text) != "Hel" {
+				t.Errorf("text = %q, want Hel", a.Text)
+			}
+			if kindOf(err) != llm.KindStream || errors.Is(err, io.EOF) {
+				t.Errorf("err = %v (kind %v), want a stream error", err, kindOf(err))
+			}
+		})
+	}
+}
+
+func TestChatStreamInBandError(t *testing.T) {
+	tests := []struct {
+		name string
+		h    http.HandlerFunc
+		text string
+		want llm.Error
+	}{
+		{"openai", serveSSE(fixture(t, "openai-chat/stream-midstream-error.sse")), "Hel", llm.Error{
+			Kind: llm.KindStream, Type: "server_error",
+			Message: "The server had an error while processing your request. Sorry about that!",
+		}},
+		{"mistral flat", handlerStream(data(chunkHel), data(`{"object":"error","message":"Service unavailable","type":"internal_error","param":null,"code":"1000"}`)), "Hel", llm.Error{
+			Kind: llm.KindStream, Type: "internal_error", Code: "1000", Message: "Service unavailable",
+		}},
+		{"ollama string", handlerStream(data(chunkHel), data(`{"error":"model runner has unexpectedly stopped"}`)), "Hel", llm.Error{
+			Kind: llm.KindStream, Message: "model runner has unexpectedly stopped",
+		}},
+		{"quota in band", handlerStream(data(`{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}`)), "", llm.Error{
+			Kind: llm.KindQuota, Type: "insufficient_quota", Code: "insufficient_quota", Message: "quota",
+		}},
+		{"finish_reason error", handlerStream(data(chunkHel), data(`{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"error"}]}`), data("[DONE]")), "Hel", llm.Error{
+			Kind: llm.KindStream, Type: "server_error", Message: `the upstream ended the answer with finish_reason "error"`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUpstream(t, tt.h)
+			s, err := newClient(t, u, Config{Name: "up"}).Chat(t.Context(), chatReq(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := drain(t, s)
+			if string(a.Text) != tt.text {
+				t.Errorf("text = %q, want %q", a.Text, tt.text)
+			}
+			var got *llm.Error
+			if !errors.As(err, &got) {
+				t.Fatalf("err = %v, want *llm.Error", err)
+			}
+			want := tt.want
+			want.Provider = "up"
+			if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// stall is a handler that never answers, until the client leaves.
+func stall(arrived chan<- struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if arrived != nil {
+			arrived <- struct{}{}
+		}
+		<-r.Context().Done()
+	}
+}
+
+// TestChatHeaderTimeout checks a server that never answers.
+func TestChatHeaderTimeout(t *testing.T) {
+	u := newUpstream(t, stall(nil))
+	_, err := newClient(t, u, Config{HeaderTimeout: 50 * time.Millisecond}).Chat(t.Context(), chatReq(true))
+	if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrHeaderTimeout) {
+		t.Errorf("err = %v (kind %v), want a header timeout", err, kindOf(err))
+	}
+}
+
+// TestChatCanceled checks that a client leaving is not the upstream's fault,
+// whether it leaves before the headers or during the stream.
+func TestChatCanceled(t *testing.T) {
+	t.Run("before headers", func(t *testing.T) {
+		arrived := make(chan struct{}, 1)
+		u := newUpstream(t, stall(arrived))
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			<-arrived
+			cancel()
+		}()
+		_, err := newClient(t, u, Config{HeaderTimeout: time.Minute}).Chat(ctx, chatReq(true))
+		if kindOf(err) != llm.KindCanceled || !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v (kind %v), want canceled", err, kindOf(err))
+		}
+	})
+	t.Run("during the stream", func(t *testing.T) {
+		u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, data(chunkHel))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		s, err := newClient(t, u, Config{IdleTimeout: time.Minute}).Chat(ctx, chatReq(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		_, err = drain(t, s)
+		if kindOf(err) != llm.KindCanceled {
+			t.Errorf("err = %v (kind %v), want canceled", err, kindOf(err))
+		}
+	})
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// fakeUpstream returns an HTTP client whose upstream sends chunks, each
+// after its delay, and then stays silent. Like net/http, it fails a body
+// read once the request's context ends. It runs under synctest.
+func fakeUpstream(chunks []string, delays []time.Duration) *http.Client {
+	return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			<-r.Context().Done()
+			pw.CloseWithError(r.Context().Err())
+		}()
+		go func() {
+			for i, c := range chunks {
+				time.Sleep(delays[i])
+				if _, err := io.WriteString(pw, c); err != nil {
+					return
+				}
+			}
+		}()
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: pr}, nil
+	})}
+}
+
+// TestChatIdleTimeout checks that a stream that goes silent between chunks
+// fails as a timeout after IdleTimeout, and that chunks arriving within it
+// keep a long answer alive.
+func TestChatIdleTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		chunks := []string{data(chunkHel), data(chunkLo), data(chunkLo), data(chunkLo)}
+		delays := []time.Duration{0, 8 * time.Second, 8 * time.Second, 8 * time.Second}
+		c := New(Config{Name: "up", BaseURL: "http://up/v1", IdleTimeout: 10 * time.Second, HeaderTimeout: 5 * time.Second}, fakeUpstream(chunks, delays))
+		s, err := c.Chat(t.Context(), chatReq(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var text string
+		for range chunks {
+			ev, err := s.Recv()
+			if err != nil {
+				t.Fatalf("Recv after %q: %v", text, err)
+			}
+			text += ev.Text
+		}
+		last := time.Now()
+		_, err = s.Recv()
+		if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
+			t.Errorf("err = %v (kind %v), want an idle timeout", err, kindOf(err))
+		}
+		if d := time.Since(last); d != 10*time.Second {
+			t.Errorf("timed out after %v of silence, want 10s", d)
+		}
+		if text != "Hellololo" {
+			t.Errorf("text = %q", text)
+		}
+	})
+}
+
+// TestChatHeaderTimeoutExact checks the header deadline under synctest.
+func TestChatHeaderTimeoutExact(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hc := &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		})}
+		c := New(Config{Name: "up", BaseURL: "http://up/v1", HeaderTimeout: 7 * time.Second}, hc)
+		start := time.Now()
+		_, err := c.Chat(t.Context(), chatReq(false))
+		if kindOf(err) != llm.KindTimeout || time.Since(start) != 7*time.Second {
+			t.Errorf("err = %v (kind %v) after %v, want a timeout after 7s", err, kindOf(err), time.Since(start))
+		}
+	})
+}
+
+func TestChatKeysRoundRobin(t *testing.T) {
+	u := newUpstream(t, serveJSON(200, nil, fixture(t, "openai-chat/response-basic.json")))
+	c := newClient(t, u, Config{Keys: []string{"k1", "k2", "k3"}})
+	for range 6 {
+		s, err := c.Chat(t.Context(), chatReq(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	var got []string
+	for _, r := range u.seen() {
+		got = append(got, r.Header.Get("Authorization"))
+	}
+	want := []string{"Bearer k1", "Bearer k2", "Bearer k3", "Bearer k1", "Bearer k2", "Bearer k3"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Authorization (-want +got):\n%s", diff)
+	}
+}
+
+// TestChatKeysConcurrent checks that concurrent calls share the keys
+// evenly.
+func TestChatKeysConcurrent(t *testing.T) {
+	u := newUpstream(t, serveJSON(200, nil, fixture(t, "openai-chat/response-basic.json")))
+	c := newClient(t, u, Config{Keys: []string{"k1", "k2", "k3"}})
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			s, err := c.Chat(t.Context(), chatReq(false))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			s.Close()
+		})
+	}
+	wg.Wait()
+	got := map[string]int{}
+	for _, r := range u.seen() {
+		got[r.Header.Get("Authorization")]++
+	}
+	if diff := cmp.Diff(map[string]int{"Bearer k1": 10, "Bearer k2": 10, "Bearer k3": 10}, got); diff != "" {
+		t.Errorf("key use (-want +got):\n%s", diff)
+	}
+}
+
+func TestChatHeaders(t *testing.T) {
+	u := newUpstream(t, serveJSON(200, nil, fixture(t, "openai-chat/response-basic.json")))
+	c := newClient(t, u, Config{Headers: map[string]string{"OpenAI-Organization": "org-1", "X-Title": "keel"}})
+	s, err := c.Chat(t.Context(), chatReq(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	h := u.seen()[0].Header
+	for k, want := range map[string]string{"Openai-Organization": "org-1", "X-Title": "keel", "Content-Type": "application/json", "Authorization": ""} {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+func TestChatBaseURL(t *testing.T) {
+	u := newUpstream(t, serveJSON(200, nil, fixture(t, "openai-chat/response-basic.json")))
+	for _, base := range []string{u.URL + "/v1", u.URL + "/v1/"} {
+		c := New(Config{Name: "up", BaseURL: base}, u.Client())
+		s, err := c.Chat(t.Context(), chatReq(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	for _, r := range u.seen() {
+		if r.Path != "/v1/chat/completions" {
+			t.Errorf("path = %s", r.Path)
+		}
+	}
+	if c := New(Config{Dialect: Dialects["mistral"]}, nil); c.url != "https://api.mistral.ai/v1/chat/completions" {
+		t.Errorf("default url = %s", c.url)
+	}
+}
+
+// historyRequest is a turn with tool-call history under OpenAI-style ids,
+// and fields a strict upstream rejects.
+const historyRequest = `{
+	"model": "mistral-small-latest",
+	"messages": [
+		{"role": "developer", "content": "Be brief."},
+		{"role": "user", "content": [{"type":"text","text":"Weather?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]},
+		{"role": "assistant", "content": null, "tool_calls": [
+			{"id":"call_4XzlGBLtUe9dy3GVNV4jhq7h","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}},
+			{"id":"gSIMJiOkT","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Rome\"}"}}]},
+		{"role": "tool", "tool_call_id": "call_4XzlGBLtUe9dy3GVNV4jhq7h", "name": "weather", "content": "18C"},
+		{"role": "tool", "tool_call_id": "gSIMJiOkT", "name": "weather", "content": "25C"},
+		{"role": "assistant", "content": "Paris 18C, Rome 25C.", "reasoning_content": "easy"},
+		{"role": "user", "content": "Thanks"}
+	],
+	"tools": [{"type":"function","function":{"name":"weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
+	"tool_choice": "auto",
+	"parallel_tool_calls": true,
+	"response_format": {"type": "text"},
+	"temperature": 0.3, "top_p": 0.9, "stop": ["END"], "seed": 42,
+	"max_completion_tokens": 256,
+	"user": "u-1",
+	"stream": true, "stream_options": {"include_usage": true},
+	"n": 1, "logit_bias": {"1": 1}, "metadata": {"a": "b"}, "store": true
+}`
+
+// mistralRequest is the part of Mistral's request schema keel uses;
+// decoding with DisallowUnknownFields stands in for Mistral's 422
+// extra_forbidden (mistral/error-422-extra-inputs.json).
+type mistralRequest struct {
+	Model    string `json:"model"`
+	Messages []struct {
+		Role       string          `json:"role"`
+		Content    json.RawMessage `json:"content"`
+		Name       string          `json:"name"`
+		ToolCallID string          `json:"tool_call_id"`
+		ToolCalls  []struct {
+			ID       string `json:"id"`
+			Type     string `json:"type"`
+			Function struct {
+				Name      string `json:"name"`
+				Arguments string `json:"arguments"`
+			} `json:"function"`
+		} `json:"tool_calls"`
+	} `json:"messages"`
+	Tools []struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Parameters  json.RawMessage `json:"parameters"`
+			Strict      *bool           `json:"strict"`
+		} `json:"function"`
+	} `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
+	ResponseFormat    *struct {
+		Type       string          `json:"type"`
+		JSONSchema json.RawMessage `json:"json_schema"`
+	} `json:"response_format"`
+	Temperature *float64 `json:"temperature"`
+	TopP        *float64 `json:"top_p"`
+	MaxTokens   *int     `json:"max_tokens"`
+	Stream      bool     `json:"stream"`
+	Stop        []string `json:"stop"`
+	RandomSeed  *int64   `json:"random_seed"`
+}
+
+type mistralPart struct {
+	Type     string          `json:"type"`
+	Text     string          `json:"text"`
+	ImageURL json.RawMessage `json:"image_url"`
+}
+
+func decodeStrict(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	return d.Decode(v)
+}
+
+// TestChatMistralBody checks the body a Mistral upstream receives: only
+// fields it knows, its names for the output limit and seed, and tool-call
+// ids it accepts that still pair calls with results.
+func TestChatMistralBody(t *testing.T) {
+	u := newUpstream(t, serveSSE(fixture(t, "mistral/stream-text.sse")))
+	c := newClient(t, u, Config{Dialect: Dialects["mistral"], Keys: []string{"mk"}})
+	req, err := wire.DecodeChatRequest([]byte(historyRequest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Chat(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := drain(t, s); err != io.EOF {
+		t.Fatalf("stream: %v", err)
+	}
+	body := u.seen()[0].Body
+	var got mistralRequest
+	if err := decodeStrict(body, &got); err != nil {
+		t.Fatalf("Mistral would reject the body: %v\n%s", err, body)
+	}
+	for i, m := range got.Messages {
+		if len(m.Content) > 0 && m.Content[0] == '[' {
+			var parts []mistralPart
+			if err := decodeStrict(m.Content, &parts); err != nil {
+				t.Errorf("message %d: %v", i, err)
+			}
+		}
+	}
+	if got.MaxTokens == nil || *got.MaxTokens != 256 || got.RandomSeed == nil || *got.RandomSeed != 42 || !got.Stream {
+		t.Errorf("max_tokens, random_seed, stream = %v, %v, %v", got.MaxTokens, got.RandomSeed, got.Stream)
+	}
+	if got.Messages[0].Role != "system" {
+		t.Errorf("developer sent as %q", got.Messages[0].Role)
+	}
+
+	calls := got.Messages[2].ToolCalls
+	results := []string{got.Messages[3].ToolCallID, got.Messages[4].ToolCallID}
+	if len(calls) != 2 || calls[0].ID != results[0] || calls[1].ID != results[1] {
+		t.Fatalf("tool calls %+v do not pair with results %v", calls, results)
+	}
+	if calls[1].ID != "gSIMJiOkT" {
+		t.Errorf("a valid Mistral id was rewritten to %q", calls[1].ID)
+	}
+	for _, tc := range calls {
+		if len(tc.ID) != 9 || !isAlnum(tc.ID) || tc.Type != "function" {
+			t.Errorf("tool call id %q (type %q) would get Mistral's 422", tc.ID, tc.Type)
+		}
+	}
+	if h := u.seen()[0].Header.Get("Authorization"); h != "Bearer mk" {
+		t.Errorf("Authorization = %q", h)
+	}
+}
+
+// TestChatOpenAIBody checks the body an OpenAI upstream receives for the
+// same turn: the client's extra fields pass through, and usage is asked for.
+func TestChatOpenAIBody(t *testing.T) {
+	u := newUpstream(t, serveSSE(fixture(t, "openai-chat/stream-text-usage.sse")))
+	req, err := wire.DecodeChatRequest([]byte(historyRequest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.IncludeUsage = false
+	s, err := newClient(t, u, Config{Dialect: Dialects["openai"]}).Chat(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, s)
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(u.seen()[0].Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"max_completion_tokens": `256`, "seed": `42`, "user": `"u-1"`, "stream_options": `{"include_usage":true}`,
+		"n": `1`, "logit_bias": `{"1": 1}`, "metadata": `{"a": "b"}`, "store": `true`,
+	} {
+		if string(got[k]) != want {
+			t.Errorf("%s = %s, want %s", k, got[k], want)
+		}
+	}
+	if _, ok := got["max_tokens"]; ok {
+		t.Errorf("max_tokens sent to OpenAI")
+	}
+}
+
+func TestMistralToolCallID(t *testing.T) {
+	ids := []string{"", "call_4XzlGBLtUe9dy3GVNV4jhq7h", "call_DNYTawLBoN8fj3KN6qU9N1Ou", "toolu_01", "gSIMJiO", "gSIMJiOkT0", "gSIMJiOk_", "ünïcödé12"}
+	out := map[string]string{}
+	for _, id := range ids {
+		got := MistralToolCallID(id)
+		if len(got) != 9 || !isAlnum(got) {
+			t.Errorf("MistralToolCallID(%q) = %q, want 9 alphanumerics", id, got)
+		}
+		if again := MistralToolCallID(id); again != got {
+			t.Errorf("MistralToolCallID(%q) not stable: %q, %q", id, got, again)
+		}
+		if prev, dup := out[got]; dup {
+			t.Errorf("%q and %q both map to %q", prev, id, got)
+		}
+		out[got] = id
+	}
+	for _, id := range []string{"gSIMJiOkT", "000000000", "ABCDEFGHI"} {
+		if got := MistralToolCallID(id); got != id {
+			t.Errorf("MistralToolCallID(%q) = %q, want it kept", id, got)
+		}
+	}
+}
+
+func TestDialects(t *testing.T) {
+	for name, d := range Dialects {
+		u, err := url.Parse(d.BaseURL)
+		if d.Name != name || err != nil || !strings.HasSuffix(u.Path, "/v1") {
+			t.Errorf("%s: name %q, base URL %q", name, d.Name, d.BaseURL)
+		}
+		if d.Local != (u.Hostname() == "127.0.0.1") {
+			t.Errorf("%s: Local = %v for %s", name, d.Local, d.BaseURL)
+		}
+		if w := d.Wire.MaxTokensField; w != "" && w != "max_tokens" && w != "max_completion_tokens" {
+			t.Errorf("%s: MaxTokensField %q", name, w)
+		}
+	}
+}
