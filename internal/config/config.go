@@ -160,7 +160,7 @@ type Model struct {
 	Targets []Target `yaml:"targets"`
 	// ContextFallbacks replace the remaining targets when a target rejects
 	// the prompt as too long for its context.
-	ContextFallbacks []Target   `yaml:"context_fallbacks"`
+	ContextFallbacks []Target    `yaml:"context_fallbacks"`
 	Reliability      Reliability `yaml:"reliability"`
 }
 

@@ -180,7 +180,9 @@ func TestStream(t *testing.T) {
 		t.Fatalf("stream does not end with [DONE] and a blank line: %q", b)
 	}
 	var text string
-	var usage *struct{ TotalTokens int `json:"total_tokens"` }
+	var usage *struct {
+		TotalTokens int `json:"total_tokens"`
+	}
 	for _, e := range events[:len(events)-2] {
 		var c struct {
 			Object  string `json:"object"`
@@ -188,7 +190,9 @@ func TestStream(t *testing.T) {
 			Choices []struct {
 				Delta struct{ Content string } `json:"delta"`
 			} `json:"choices"`
-			Usage *struct{ TotalTokens int `json:"total_tokens"` } `json:"usage"`
+			Usage *struct {
+				TotalTokens int `json:"total_tokens"`
+			} `json:"usage"`
 		}
 		if err := json.Unmarshal([]byte(strings.TrimPrefix(e, "data: ")), &c); err != nil {
 			t.Fatalf("chunk %q: %v", e, err)

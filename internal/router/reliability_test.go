@@ -575,7 +575,7 @@ func TestToolCallHeldAcrossCut(t *testing.T) {
 		rt, _ := w.rt.Resolve("r")
 		req := &llm.Request{Model: "r", Stream: true,
 			Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("weather in Paris?")}}},
-			Tools: []llm.Tool{{Name: "get_weather", Parameters: []byte(`{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city","days"]}`)}},
+			Tools:    []llm.Tool{{Name: "get_weather", Parameters: []byte(`{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city","days"]}`)}},
 		}
 		s, err := w.rt.Serve(context.Background(), rt, req)
 		if err != nil {
