@@ -13,25 +13,15 @@ import (
 // statusClientClosed is nginx's 499: the client left before the answer.
 const statusClientClosed = 499
 
-// apiError is an error as a client API shows it.
-type apiError struct {
-	Status  int
-	Message string
-	Type    string
-	Param   string
-	Code    string
-	// RetryAfter is passed on to the client on 429s and 503s.
-	RetryAfter string
-}
 
 // errorOf maps any error to what the client sees: the upstream's own
 // status and message for upstream errors (issue 3: "return the upstream's
 // own status and message, not a generic error"), the user-facing message of
 // a *chat.Error, and "internal error" for everything else.
-func errorOf(err error) apiError {
+func errorOf(err error) wire.APIError {
 	var le *llm.Error
 	if errors.As(err, &le) {
-		e := apiError{Status: http.StatusBadGateway, Message: le.Message, Type: le.Type, Param: le.Param, Code: le.Code}
+		e := wire.APIError{Status: http.StatusBadGateway, Message: le.Message, Type: le.Type, Param: le.Param, Code: le.Code}
 		switch {
 		case le.Kind == llm.KindCanceled:
 			e.Status = statusClientClosed
@@ -46,19 +36,16 @@ func errorOf(err error) apiError {
 		if e.Type == "" {
 			e.Type = typeOf(e.Status)
 		}
-		if le.RetryAfter > 0 {
-			e.RetryAfter = retryAfterSeconds(le.RetryAfter.Seconds())
-		}
 		return e
 	}
 	if errors.Is(err, context.Canceled) {
-		return apiError{Status: statusClientClosed, Message: "the client closed the request", Type: "invalid_request_error"}
+		return wire.APIError{Status: statusClientClosed, Message: "the client closed the request", Type: "invalid_request_error"}
 	}
 	var ce *chat.Error
 	if !errors.As(err, &ce) {
-		return apiError{Status: http.StatusInternalServerError, Message: "internal error", Type: "server_error"}
+		return wire.APIError{Status: http.StatusInternalServerError, Message: "internal error", Type: "server_error"}
 	}
-	e := apiError{Message: ce.Message, Param: ce.Param}
+	e := wire.APIError{Message: ce.Message, Param: ce.Param}
 	switch ce.Code {
 	case chat.EInvalid:
 		e.Status = http.StatusBadRequest
@@ -107,13 +94,14 @@ func retryAfterSeconds(s float64) string {
 	return itoa(n)
 }
 
-// writeError writes err in OpenAI's error envelope and returns its status.
-func writeError(w http.ResponseWriter, err error) int {
+// writeError writes err in api's error format and returns its status.
+func writeError(w http.ResponseWriter, api clientAPI, err error) int {
 	e := errorOf(err)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	if e.RetryAfter != "" {
-		h.Set("Retry-After", e.RetryAfter)
+	var le *llm.Error
+	if errors.As(err, &le) && le.RetryAfter > 0 {
+		h.Set("Retry-After", retryAfterSeconds(le.RetryAfter.Seconds()))
 	}
 	if e.Status == http.StatusTooManyRequests || e.Status >= 500 {
 		// The SDKs retry these by themselves; keel already retried and
@@ -127,6 +115,6 @@ func writeError(w http.ResponseWriter, err error) int {
 		status = http.StatusBadRequest // nobody is there to read it
 	}
 	w.WriteHeader(status)
-	w.Write(wire.AppendChatError(nil, e.Message, e.Type, e.Param, e.Code))
+	w.Write(api.AppendError(nil, e))
 	return e.Status
 }

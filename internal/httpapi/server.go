@@ -20,6 +20,7 @@ import (
 	"github.com/keel-ai/keel/internal/chat"
 	"github.com/keel-ai/keel/internal/router"
 	"github.com/keel-ai/keel/internal/turn"
+	"github.com/keel-ai/keel/internal/wire"
 )
 
 // Authenticator checks a request's credentials.
@@ -60,17 +61,18 @@ func New(cfg Config) *Server {
 	var b [6]byte
 	rand.Read(b[:])
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), idBase: "req_" + hex.EncodeToString(b[:]), metrics: newMetrics(cfg.Registry)}
-	s.mux.HandleFunc("POST /v1/chat/completions", s.api(s.chatCompletions))
-	s.mux.HandleFunc("GET /v1/models", s.api(s.models))
+	chatAPI := wire.ChatAPI{}
+	s.mux.HandleFunc("POST /v1/chat/completions", s.api(chatAPI, s.serveTurn(chatAPI)))
+	s.mux.HandleFunc("GET /v1/models", s.api(chatAPI, s.models))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(newTargetCollector(cfg.Router.Status))
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	}
-	s.mux.HandleFunc("GET /keel/status", s.api(s.status))
-	s.mux.HandleFunc("/v1/", s.api(func(w http.ResponseWriter, r *http.Request) int {
-		return writeError(w, chat.Errorf(chat.ENotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	s.mux.HandleFunc("GET /keel/status", s.api(chatAPI, s.status))
+	s.mux.HandleFunc("/v1/", s.api(chatAPI, func(w http.ResponseWriter, r *http.Request) int {
+		return writeError(w, chatAPI, chat.Errorf(chat.ENotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	}))
 	return s
 }
@@ -84,7 +86,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(p)
 			}
 			s.cfg.Log.Error("panic serving request", "path", r.URL.Path, "panic", p)
-			writeError(w, chat.Errorf(chat.EInternal, "panic"))
+			writeError(w, wire.ChatAPI{}, chat.Errorf(chat.EInternal, "panic"))
 		}
 	}()
 	s.mux.ServeHTTP(w, r)
@@ -99,14 +101,15 @@ func (s *Server) requestID() string {
 // handler serves one API call and returns the status it answered with.
 type handler func(w http.ResponseWriter, r *http.Request) int
 
-// api wraps an API handler with authentication and metrics.
-func (s *Server) api(h handler) http.HandlerFunc {
+// api wraps an API handler with authentication and metrics; errors are
+// written in format's shape.
+func (s *Server) api(format clientAPI, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		if s.cfg.Auth != nil {
 			k, err := s.cfg.Auth.Authenticate(r.Context(), r.Header)
 			if err != nil {
-				s.metrics.observe(r.Pattern, writeError(w, err), start)
+				s.metrics.observe(r.Pattern, writeError(w, format, err), start)
 				return
 			}
 			r = r.WithContext(auth.WithKey(r.Context(), k))

@@ -89,6 +89,9 @@ func (t *Turn) Recv() (*llm.Event, error) {
 	return ev, nil
 }
 
+// TTFT returns the time from the request's start to its first token.
+func (t *Turn) TTFT() time.Duration { return t.rec.TTFT }
+
 // Usage returns the usage reported so far.
 func (t *Turn) Usage() llm.Usage { return t.usage }
 

@@ -12,8 +12,8 @@ import (
 // directions: DecodeChatRequest for clients, AppendChatRequest for upstreams.
 
 type chatMessage struct {
-	Role             string          `json:"role"`
-	Content          json.RawMessage `json:"content"`
+	Role             string            `json:"role"`
+	Content          json.RawMessage   `json:"content"`
 	Name             string            `json:"name,omitempty"`
 	ToolCalls        []json.RawMessage `json:"tool_calls,omitempty"` // decoded one by one, to name the bad one
 	ToolCallID       string            `json:"tool_call_id,omitempty"`
@@ -431,7 +431,7 @@ func AppendChatRequest(dst []byte, r *llm.Request, d ChatDialect) ([]byte, error
 	}
 	out.Messages = make([]chatMessageOut, len(r.Messages))
 	for i := range r.Messages {
-		out.Messages[i] = chatMessageFrom(&r.Messages[i], d.ToolCallID)
+		out.Messages[i] = chatMessageFrom(&r.Messages[i], d)
 	}
 	for _, t := range r.Tools {
 		var ct chatTool
@@ -475,14 +475,19 @@ func AppendChatRequest(dst []byte, r *llm.Request, d ChatDialect) ([]byte, error
 	return append(dst, '}'), nil
 }
 
-func chatMessageFrom(m *llm.Message, rewriteID func(string) string) chatMessageOut {
+func chatMessageFrom(m *llm.Message, d ChatDialect) chatMessageOut {
 	id := func(s string) string {
-		if rewriteID == nil || s == "" {
+		if d.ToolCallID == nil || s == "" {
 			return s
 		}
-		return rewriteID(s)
+		return d.ToolCallID(s)
 	}
 	out := chatMessageOut{Role: string(m.Role), Name: m.Name, ToolCallID: id(m.ToolCallID)}
+	if d.Strict && m.Role != llm.RoleTool {
+		// Mistral's message schemas forbid the fields their role does not
+		// use: name and tool_call_id belong to tool messages only.
+		out.Name, out.ToolCallID = "", ""
+	}
 	switch {
 	case len(m.Content) == 0:
 		// content stays null: an assistant message that only calls tools.
@@ -498,6 +503,9 @@ func chatMessageFrom(m *llm.Message, rewriteID func(string) string) chatMessageO
 			}
 		}
 		out.Content = ps
+	}
+	if d.Strict && m.Role != llm.RoleAssistant {
+		return out
 	}
 	for _, tc := range m.ToolCalls {
 		var c chatToolCall

@@ -521,6 +521,7 @@ func TestAppendChatRequestMistralToolCallIDs(t *testing.T) {
 	var got struct {
 		Messages []struct {
 			Role       string `json:"role"`
+			Name       string `json:"name"`
 			ToolCallID string `json:"tool_call_id"`
 			ToolCalls  []struct {
 				ID string `json:"id"`
@@ -549,6 +550,13 @@ func TestAppendChatRequestMistralToolCallIDs(t *testing.T) {
 	}
 	if calls[0] == calls[1] {
 		t.Errorf("two calls share the id %q", calls[0])
+	}
+	// Mistral forbids name outside tool messages.
+	if n := got.Messages[1].Name; n != "" {
+		t.Errorf("user message sent with name %q", n)
+	}
+	if n := got.Messages[4].Name; n != "look" {
+		t.Errorf("tool message name = %q, want look", n)
 	}
 	// The neutral request is not changed by encoding.
 	if id := r.Messages[2].ToolCalls[0].ID; id != "call_abc123" {

@@ -447,10 +447,10 @@ func sseEvents(t testing.TB, b []byte) []string {
 func checkChunk(t testing.TB, data, id string, strict bool) (choices []map[string]json.RawMessage) {
 	t.Helper()
 	var c struct {
-		ID      *string                      `json:"id"`
-		Object  string                       `json:"object"`
-		Created *int64                       `json:"created"`
-		Model   *string                      `json:"model"`
+		ID      *string                       `json:"id"`
+		Object  string                        `json:"object"`
+		Created *int64                        `json:"created"`
+		Model   *string                       `json:"model"`
 		Choices *[]map[string]json.RawMessage `json:"choices"`
 	}
 	if err := json.Unmarshal([]byte(data), &c); err != nil {

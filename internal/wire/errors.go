@@ -100,4 +100,3 @@ func appendNullable(dst []byte, s string) []byte {
 	}
 	return appendJSONString(dst, s)
 }
-

@@ -206,9 +206,6 @@ func (r *report) writeText(w io.Writer) {
 	if r.Redone > 0 {
 		fmt.Fprintf(w, "\n%d run(s) were disturbed by other processes, discarded and redone\n", r.Redone)
 	}
-	if r.Redone > 0 {
-		fmt.Fprintf(w, "\n%d run(s) were disturbed by other processes, discarded and redone\n", r.Redone)
-	}
 	fmt.Fprintf(w, "\nkeel VmHWM (peak RSS over the whole run): %.1f MB\n", r.KeelHWM)
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -296,6 +297,39 @@ func TestChatNonStream(t *testing.T) {
 	}
 }
 
+// TestChatNonStreamErrorBody checks an error sent with a 200: the vendor's
+// message reaches the consumer.
+func TestChatNonStreamErrorBody(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want llm.Error
+	}{
+		{"error object", `{"error":{"message":"upstream provider failed","type":"server_error","code":"502"}}`, llm.Error{
+			Kind: llm.KindStream, Type: "server_error", Code: "502", Message: "upstream provider failed",
+		}},
+		{"context length", `{"error":{"message":"too long","code":"context_length_exceeded"}}`, llm.Error{
+			Kind: llm.KindContextLength, Code: "context_length_exceeded", Message: "too long",
+		}},
+		{"not JSON", `<html>`, llm.Error{Kind: llm.KindStream, Message: "the upstream sent an undecodable answer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUpstream(t, serveJSON(200, nil, []byte(tt.body)))
+			_, err := newClient(t, u, Config{Name: "up"}).Chat(t.Context(), chatReq(false))
+			var got *llm.Error
+			if !errors.As(err, &got) {
+				t.Fatalf("err = %v, want *llm.Error", err)
+			}
+			want := tt.want
+			want.Provider = "up"
+			if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestChatStatusErrors(t *testing.T) {
 	var rateLimit struct {
 		Status  int
@@ -563,6 +597,27 @@ func TestChatHeaderTimeout(t *testing.T) {
 	}
 }
 
+// TestChatIdleTimeoutServer checks a real upstream that goes silent after
+// its first chunk (TestChatIdleTimeout times it exactly).
+func TestChatIdleTimeoutServer(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, data(chunkHel))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	s, err := newClient(t, u, Config{HeaderTimeout: time.Minute, IdleTimeout: 100 * time.Millisecond}).Chat(t.Context(), chatReq(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := drain(t, s)
+	if string(a.Text) != "Hel" {
+		t.Errorf("text = %q, want Hel", a.Text)
+	}
+	if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
+		t.Errorf("err = %v (kind %v), want an idle timeout", err, kindOf(err))
+	}
+}
+
 // TestChatCanceled checks that a client leaving is not the upstream's fault,
 // whether it leaves before the headers or during the stream.
 func TestChatCanceled(t *testing.T) {
@@ -765,8 +820,8 @@ func TestChatBaseURL(t *testing.T) {
 const historyRequest = `{
 	"model": "mistral-small-latest",
 	"messages": [
-		{"role": "developer", "content": "Be brief."},
-		{"role": "user", "content": [{"type":"text","text":"Weather?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]},
+		{"role": "developer", "content": "Be brief.", "name": "ops"},
+		{"role": "user", "name": "ann", "content": [{"type":"text","text":"Weather?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]},
 		{"role": "assistant", "content": null, "tool_calls": [
 			{"id":"call_4XzlGBLtUe9dy3GVNV4jhq7h","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}},
 			{"id":"gSIMJiOkT","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Rome\"}"}}]},
@@ -790,22 +845,9 @@ const historyRequest = `{
 // decoding with DisallowUnknownFields stands in for Mistral's 422
 // extra_forbidden (mistral/error-422-extra-inputs.json).
 type mistralRequest struct {
-	Model    string `json:"model"`
-	Messages []struct {
-		Role       string          `json:"role"`
-		Content    json.RawMessage `json:"content"`
-		Name       string          `json:"name"`
-		ToolCallID string          `json:"tool_call_id"`
-		ToolCalls  []struct {
-			ID       string `json:"id"`
-			Type     string `json:"type"`
-			Function struct {
-				Name      string `json:"name"`
-				Arguments string `json:"arguments"`
-			} `json:"function"`
-		} `json:"tool_calls"`
-	} `json:"messages"`
-	Tools []struct {
+	Model    string            `json:"model"`
+	Messages []json.RawMessage `json:"messages"` // a mistralMessage by role
+	Tools    []struct {
 		Type     string `json:"type"`
 		Function struct {
 			Name        string          `json:"name"`
@@ -826,6 +868,31 @@ type mistralRequest struct {
 	Stream      bool     `json:"stream"`
 	Stop        []string `json:"stop"`
 	RandomSeed  *int64   `json:"random_seed"`
+}
+
+// mistralMessage is Mistral's message, all roles in one; mistralFields
+// lists the fields each role allows.
+type mistralMessage struct {
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       string          `json:"name"`
+	ToolCallID string          `json:"tool_call_id"`
+	Prefix     bool            `json:"prefix"`
+	ToolCalls  []struct {
+		ID       string `json:"id"`
+		Type     string `json:"type"`
+		Function struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"function"`
+	} `json:"tool_calls"`
+}
+
+var mistralFields = map[string][]string{
+	"system":    {"role", "content"},
+	"user":      {"role", "content"},
+	"assistant": {"role", "content", "tool_calls", "prefix"},
+	"tool":      {"role", "content", "tool_call_id", "name"},
 }
 
 type mistralPart struct {
@@ -862,7 +929,19 @@ func TestChatMistralBody(t *testing.T) {
 	if err := decodeStrict(body, &got); err != nil {
 		t.Fatalf("Mistral would reject the body: %v\n%s", err, body)
 	}
-	for i, m := range got.Messages {
+	msgs := make([]mistralMessage, len(got.Messages))
+	for i, raw := range got.Messages {
+		m := &msgs[i]
+		if err := decodeStrict(raw, m); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		var keys map[string]json.RawMessage
+		json.Unmarshal(raw, &keys)
+		for k := range keys {
+			if !slices.Contains(mistralFields[m.Role], k) {
+				t.Errorf("message %d: Mistral forbids %s on %s messages: %s", i, k, m.Role, raw)
+			}
+		}
 		if len(m.Content) > 0 && m.Content[0] == '[' {
 			var parts []mistralPart
 			if err := decodeStrict(m.Content, &parts); err != nil {
@@ -873,12 +952,15 @@ func TestChatMistralBody(t *testing.T) {
 	if got.MaxTokens == nil || *got.MaxTokens != 256 || got.RandomSeed == nil || *got.RandomSeed != 42 || !got.Stream {
 		t.Errorf("max_tokens, random_seed, stream = %v, %v, %v", got.MaxTokens, got.RandomSeed, got.Stream)
 	}
-	if got.Messages[0].Role != "system" {
-		t.Errorf("developer sent as %q", got.Messages[0].Role)
+	if msgs[0].Role != "system" {
+		t.Errorf("developer sent as %q", msgs[0].Role)
+	}
+	if msgs[3].Name != "weather" {
+		t.Errorf("tool message name = %q", msgs[3].Name)
 	}
 
-	calls := got.Messages[2].ToolCalls
-	results := []string{got.Messages[3].ToolCallID, got.Messages[4].ToolCallID}
+	calls := msgs[2].ToolCalls
+	results := []string{msgs[3].ToolCallID, msgs[4].ToolCallID}
 	if len(calls) != 2 || calls[0].ID != results[0] || calls[1].ID != results[1] {
 		t.Fatalf("tool calls %+v do not pair with results %v", calls, results)
 	}

@@ -1,0 +1,156 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/keel-ai/keel/internal/auth"
+	"github.com/keel-ai/keel/internal/chat"
+	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/turn"
+	"github.com/keel-ai/keel/internal/wire"
+)
+
+// clientAPI is one client-facing API's wire format: how its requests
+// decode, and how answers and errors encode. Every API is served by every
+// upstream through llm's neutral model (issue 4: no pairwise translators).
+type clientAPI interface {
+	Name() string
+	Decode(body []byte) (*llm.Request, error)
+	Encoder(r *llm.Request) wire.StreamEncoder
+	AppendAnswer(dst []byte, a *llm.Answer) []byte
+	AppendError(dst []byte, e wire.APIError) []byte
+	// Relay is the Wire of upstream answers this API's non-streaming
+	// clients can be sent unchanged, or WireNone.
+	Relay() llm.Wire
+}
+
+// serveTurn serves one chat turn in api's format.
+func (s *Server) serveTurn(api clientAPI) handler {
+	return func(w http.ResponseWriter, r *http.Request) int {
+		start := time.Now()
+		body, err := s.readBody(w, r)
+		if err != nil {
+			return writeError(w, api, err)
+		}
+		req, err := api.Decode(body)
+		if err != nil {
+			return writeError(w, api, err)
+		}
+		m := turn.Meta{ID: w.Header().Get("X-Request-Id"), API: api.Name(), Start: start}
+		if k, ok := auth.KeyFrom(r.Context()); ok {
+			m.KeyID = k.ID
+		}
+		t, err := s.cfg.Turns.Start(r.Context(), m, req)
+		if err != nil {
+			status := writeError(w, api, err)
+			t.Finish(status, err)
+			return status
+		}
+		w.Header().Set("X-Keel-Target", t.Target())
+		var status int
+		if req.Stream {
+			status, err = s.stream(w, t, api.Encoder(req))
+		} else {
+			status, err = s.answer(w, t, api)
+		}
+		if status == http.StatusOK {
+			s.metrics.ttft.WithLabelValues(req.Model).Observe(t.TTFT().Seconds())
+		}
+		t.Finish(status, err)
+		return status
+	}
+}
+
+// stream relays the answer as SSE, flushing every event as it arrives.
+// After the 200 has gone out, a failure is reported in band and the stream
+// ends without the API's end marker, so no client mistakes it for a
+// complete answer.
+func (s *Server) stream(w http.ResponseWriter, t *turn.Turn, enc wire.StreamEncoder) (int, error) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 0, 4096)
+	for {
+		ev, err := t.Recv()
+		switch {
+		case err == io.EOF:
+			buf = enc.AppendDone(buf[:0], t.Usage())
+		case err != nil:
+			buf = enc.AppendError(buf[:0], errorOf(err))
+		default:
+			buf = enc.AppendEvent(buf[:0], ev)
+			if len(buf) == 0 {
+				continue
+			}
+		}
+		if _, werr := w.Write(buf); werr != nil {
+			return statusClientClosed, werr
+		}
+		if ferr := rc.Flush(); ferr != nil {
+			return statusClientClosed, ferr
+		}
+		if err == io.EOF {
+			return http.StatusOK, nil
+		}
+		if err != nil {
+			return errorOf(err).Status, err
+		}
+	}
+}
+
+// answer collects the whole answer and writes it in one body. An
+// upstream's own body is relayed untouched when it is the whole answer in
+// the client's format.
+func (s *Server) answer(w http.ResponseWriter, t *turn.Turn, api clientAPI) (int, error) {
+	var a llm.Answer
+	var raw []byte
+	for {
+		ev, err := t.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return writeError(w, api, err), err
+		}
+		a.Add(ev)
+		raw = nil
+		if a.Events == 1 && ev.Wire != llm.WireNone && ev.Wire == api.Relay() {
+			raw = append([]byte(nil), ev.Raw...)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if raw != nil {
+		w.Write(raw)
+	} else {
+		w.Write(api.AppendAnswer(nil, &a))
+	}
+	return http.StatusOK, nil
+}
+
+// readBody reads a request body up to the configured limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, chat.Errorf(chat.ETooLarge, "the request body exceeds %d bytes", tooLarge.Limit)
+	case err != nil:
+		return nil, chat.Errorf(chat.EInvalid, "could not read the request body")
+	}
+	return b, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+	return status
+}
