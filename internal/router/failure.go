@@ -66,7 +66,7 @@ func decide(err error, s situation) verdict {
 			if s.next {
 				limit = p.RetryAfterWait
 			}
-			if e.RetryAfter <= limit && e.RetryAfter < s.left && s.tries < 3 {
+			if e.RetryAfter <= limit && e.RetryAfter < s.left && s.tries < 2 {
 				v.retry, v.wait = true, e.RetryAfter
 				return v
 			}
