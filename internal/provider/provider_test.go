@@ -242,3 +242,17 @@ func TestTransportKind(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRetryAfter checks that no header value yields a negative wait.
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"2", "1750", "0.5", "-1", "Inf", "NaN", "1e300", "Wed, 21 Oct 2015 07:28:00 GMT"} {
+		f.Add(s, s)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, ms, s string) {
+		h := http.Header{"Retry-After-Ms": {ms}, "Retry-After": {s}}
+		if d := RetryAfter(h, now); d < 0 {
+			t.Fatalf("RetryAfter(ms=%q, s=%q) = %v", ms, s, d)
+		}
+	})
+}

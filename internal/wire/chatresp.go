@@ -247,12 +247,14 @@ func (e *ChatEncoder) AppendEvent(dst []byte, ev *llm.Event) []byte {
 			e.id = "chatcmpl-keel"
 		}
 	}
-	if ev.Text == "" && ev.Reasoning == "" && len(ev.ToolCalls) == 0 && ev.Finish == "" && (e.started || ev.Usage != nil) {
-		return dst
-	}
-	if ev.Wire == llm.WireChatChunk && ev.ID == e.id {
+	if ev.Wire == llm.WireChatChunk && ev.ID == e.id && ev.Usage == nil {
+		// Relayed before the empty check below: with n > 1 a chunk of
+		// another choice decodes to an empty event but must still go out.
 		e.started = true
 		return appendData(dst, ev.Raw)
+	}
+	if ev.Text == "" && ev.Reasoning == "" && len(ev.ToolCalls) == 0 && ev.Finish == "" && (e.started || ev.Usage != nil) {
+		return dst
 	}
 	dst = append(dst, "data: "...)
 	dst = e.appendChunkHead(dst)

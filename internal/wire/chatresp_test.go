@@ -967,3 +967,29 @@ func BenchmarkChatEncoderRelay(b *testing.B) { benchmarkEncoder(b, true) }
 
 // BenchmarkChatEncoderReencode writes the same chunk re-encoded.
 func BenchmarkChatEncoderReencode(b *testing.B) { benchmarkEncoder(b, false) }
+
+// TestChatEncoderRelayOtherChoices checks that with n > 1 the chunks of
+// the choices keel does not model still reach the client, relayed.
+func TestChatEncoderRelayOtherChoices(t *testing.T) {
+	choice := func(i int, delta, finish string) string {
+		return fmt.Sprintf(`{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":%d,"delta":%s,"logprobs":null,"finish_reason":%s}],"usage":null}`, i, delta, finish)
+	}
+	upstream := []string{
+		choice(0, `{"role":"assistant","content":""}`, "null"),
+		choice(1, `{"role":"assistant","content":""}`, "null"),
+		choice(0, `{"content":"A"}`, "null"),
+		choice(1, `{"content":"B"}`, "null"),
+		choice(0, `{}`, `"stop"`),
+		choice(1, `{}`, `"stop"`),
+	}
+	var in string
+	for _, c := range upstream {
+		in += "data: " + c + "\n\n"
+	}
+	r := replay(t, []byte(in))
+	got := sseEvents(t, encodeAll(r, true))
+	want := append(upstream, "[DONE]")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-upstream +client):\n%s", diff)
+	}
+}

@@ -121,3 +121,24 @@ func TestAppendChatError(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseErrorBody checks that no body panics and that a valid UTF-8
+// body yields a valid UTF-8 message, short unless the vendor's own.
+func FuzzParseErrorBody(f *testing.F) {
+	for _, pattern := range []string{"*/error-*.json", "ollama/*.json"} {
+		files, _ := filepath.Glob(filepath.Join(examples, pattern))
+		for _, p := range files {
+			f.Add(read(f, p))
+		}
+	}
+	f.Add([]byte(strings.Repeat("é", 300)))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e := ParseErrorBody(body)
+		if utf8.Valid(body) && !utf8.ValidString(e.Message) {
+			t.Fatalf("message is not valid UTF-8: %q", e.Message)
+		}
+		if !json.Valid(body) && len(e.Message) > 512+len("…") {
+			t.Fatalf("message of %d bytes from a non-JSON body", len(e.Message))
+		}
+	})
+}

@@ -56,7 +56,7 @@ type check struct {
 // addedCheck compares keel's added latency (keel − direct) with max.
 func addedCheck(metric string, direct, keel, max time.Duration) check {
 	d, k := ms(direct), ms(keel)
-	a := k - d
+	a := round(k-d, 4)
 	return check{Metric: metric, Unit: "ms", Direct: &d, Keel: k, Added: &a,
 		Floor: fmt.Sprintf("added ≤ %g ms", ms(max)), Pass: a <= ms(max)}
 }
@@ -65,7 +65,7 @@ func addedCheck(metric string, direct, keel, max time.Duration) check {
 func ratioCheck(metric, unit string, direct, keel, min float64) check {
 	r := 0.0
 	if direct > 0 {
-		r = keel / direct
+		r = round(keel/direct, 4)
 	}
 	return check{Metric: metric, Unit: unit, Direct: &direct, Keel: keel, Ratio: &r,
 		Floor: fmt.Sprintf("keel ≥ %g%% of direct", min*100), Pass: r >= min}
