@@ -146,16 +146,10 @@ func buildRouter(cfg config.Config, log *slog.Logger) (*router.Router, map[strin
 			}
 		}
 		d, ok := openai.Dialects[typ]
-		if typ == "sim" {
-			d, ok = openai.Dialect{Name: "sim", Local: true}, true
-			simulated[p.Name] = true
-		}
 		if !ok {
-			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].type", i), Msg: fmt.Sprintf("unknown type %q (known: %s, sim)", typ, dialectNames())}
+			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].type", i), Msg: fmt.Sprintf("unknown type %q (known: %s)", typ, dialectNames())}
 		}
-		if typ == "sim" && p.BaseURL == "" {
-			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].base_url", i), Msg: "a sim provider needs the base_url of a running `keel sim`"}
-		}
+		simulated[p.Name] = typ == "sim"
 		if !d.Local && len(p.APIKeys) == 0 && p.BaseURL == "" {
 			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].api_keys", i), Msg: fmt.Sprintf("%s needs an API key", typ)}
 		}

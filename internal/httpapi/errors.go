@@ -13,7 +13,6 @@ import (
 // statusClientClosed is nginx's 499: the client left before the answer.
 const statusClientClosed = 499
 
-
 // errorOf maps any error to what the client sees: the upstream's own
 // status and message for upstream errors (issue 3: "return the upstream's
 // own status and message, not a generic error"), the user-facing message of

@@ -126,7 +126,8 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 // body: the client leaving, a deadline, or a broken connection.
 func TransportKind(ctx context.Context, err error) llm.Kind {
 	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, ErrHeaderTimeout), errors.Is(cause, ErrIdleTimeout):
+	case errors.Is(cause, ErrHeaderTimeout), errors.Is(cause, ErrIdleTimeout),
+		errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return llm.KindTimeout
 	case ctx.Err() != nil:
 		return llm.KindCanceled

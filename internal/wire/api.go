@@ -33,7 +33,9 @@ func (ChatAPI) Name() string { return "chat.completions" }
 func (ChatAPI) Decode(body []byte) (*llm.Request, error) { return DecodeChatRequest(body) }
 
 // Encoder returns the streaming encoder for r.
-func (ChatAPI) Encoder(r *llm.Request) StreamEncoder { return &ChatEncoder{IncludeUsage: r.IncludeUsage} }
+func (ChatAPI) Encoder(r *llm.Request) StreamEncoder {
+	return &ChatEncoder{IncludeUsage: r.IncludeUsage}
+}
 
 // AppendAnswer appends a whole answer as the non-streaming response body.
 func (ChatAPI) AppendAnswer(dst []byte, a *llm.Answer) []byte { return AppendChatCompletion(dst, a) }

@@ -312,6 +312,8 @@ func decodeChatToolChoice(raw json.RawMessage) (*llm.ToolChoice, error) {
 		switch m := llm.ToolChoiceMode(mode); m {
 		case llm.ToolAuto, llm.ToolNone, llm.ToolRequired:
 			return &llm.ToolChoice{Mode: m}, nil
+		case "any": // Mistral's name for required; its SDK sends it
+			return &llm.ToolChoice{Mode: llm.ToolRequired}, nil
 		}
 		return nil, invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
 	}
@@ -366,7 +368,21 @@ type ChatDialect struct {
 	// ToolCallID rewrites tool-call ids replayed in history, for upstreams
 	// that demand their own id shape. Nil leaves them alone.
 	ToolCallID func(string) string
+	// Prefill is how the upstream continues a partial assistant message
+	// (Request.Continue): PrefillTrailing, PrefillPrefix or PrefillVLLM.
+	// Empty means it cannot, and the router restarts instead.
+	Prefill string
 }
+
+// The ways OpenAI-compatible servers continue a partial assistant message.
+const (
+	// PrefillTrailing: a trailing assistant message is continued as it is.
+	PrefillTrailing = "trailing"
+	// PrefillPrefix: the message is marked "prefix": true (Mistral).
+	PrefillPrefix = "prefix"
+	// PrefillVLLM: continue_final_message is set and no new turn is opened.
+	PrefillVLLM = "vllm"
+)
 
 type chatRequestOut struct {
 	Model               string              `json:"model"`
@@ -387,6 +403,8 @@ type chatRequestOut struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options,omitempty"`
+	ContinueFinalMessage bool  `json:"continue_final_message,omitempty"`
+	AddGenerationPrompt  *bool `json:"add_generation_prompt,omitempty"`
 }
 
 type chatMessageOut struct {
@@ -395,6 +413,7 @@ type chatMessageOut struct {
 	Name       string         `json:"name,omitempty"`
 	ToolCalls  []chatToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string         `json:"tool_call_id,omitempty"`
+	Prefix     bool           `json:"prefix,omitempty"`
 }
 
 type chatPartOut struct {
@@ -432,6 +451,15 @@ func AppendChatRequest(dst []byte, r *llm.Request, d ChatDialect) ([]byte, error
 	out.Messages = make([]chatMessageOut, len(r.Messages))
 	for i := range r.Messages {
 		out.Messages[i] = chatMessageFrom(&r.Messages[i], d)
+	}
+	if n := len(out.Messages); r.Continue && n > 0 && out.Messages[n-1].Role == string(llm.RoleAssistant) {
+		switch d.Prefill {
+		case PrefillPrefix:
+			out.Messages[n-1].Prefix = true
+		case PrefillVLLM:
+			no := false
+			out.ContinueFinalMessage, out.AddGenerationPrompt = true, &no
+		}
 	}
 	for _, t := range r.Tools {
 		var ct chatTool

@@ -215,7 +215,6 @@ func TestDecodeChatRequestInvalid(t *testing.T) {
 		{"parallel_tool_calls a string", req(`"parallel_tool_calls":"no"`), "parallel_tool_calls"},
 
 		{"tool_choice unknown", req(`"tool_choice":"sometimes"`), "tool_choice"},
-		{"tool_choice any", req(`"tool_choice":"any"`), "tool_choice"},
 		{"tool_choice without name", req(`"tool_choice":{"type":"function"}`), "tool_choice"},
 		{"tool_choice bad type", req(`"tool_choice":{"type":"tool","function":{"name":"f"}}`), "tool_choice"},
 		{"tool_choice a number", req(`"tool_choice":1`), "tool_choice"},
@@ -613,4 +612,39 @@ func FuzzDecodeChatRequest(f *testing.F) {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
 	})
+}
+
+// TestAppendChatRequestPrefill checks each dialect's way of asking to
+// continue a partial assistant message (Request.Continue).
+func TestAppendChatRequestPrefill(t *testing.T) {
+	r := &llm.Request{Model: "m", Continue: true, Messages: []llm.Message{
+		{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("q")}},
+		{Role: llm.RoleAssistant, Content: []llm.Part{llm.TextPart("partial ans")}},
+	}}
+	tests := []struct {
+		prefill string
+		want    string // a fragment the body must contain
+		not     string // one it must not
+	}{
+		{PrefillTrailing, `{"role":"assistant","content":"partial ans"}]`, `"prefix"`},
+		{PrefillPrefix, `{"role":"assistant","content":"partial ans","prefix":true}`, `continue_final_message`},
+		{PrefillVLLM, `"continue_final_message":true,"add_generation_prompt":false`, `"prefix"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prefill, func(t *testing.T) {
+			b, err := AppendChatRequest(nil, r, ChatDialect{Prefill: tt.prefill})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), tt.want) || strings.Contains(string(b), tt.not) {
+				t.Errorf("body %s: want %s and not %s", b, tt.want, tt.not)
+			}
+		})
+	}
+	noCont := *r
+	noCont.Continue = false
+	b, _ := AppendChatRequest(nil, &noCont, ChatDialect{Prefill: PrefillPrefix})
+	if strings.Contains(string(b), "prefix") {
+		t.Errorf("prefix sent without Continue: %s", b)
+	}
 }

@@ -66,6 +66,7 @@ type options struct {
 	only       map[string]bool // phases to run; empty = all
 	buildTries int
 	quietWait  time.Duration // total time the run may wait for other work to end
+	keelYAML   string        // appended to keel's config, for experiments
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -88,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.perf, "perf", "", "record the first keel run of this phase with `perf record -g` (rate, ttft, total, streams, max)")
 	phases := fs.String("phases", "", "comma-separated subset of phases to run: rate, seq, streams, max (default all)")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 5*time.Minute, "in all, wait at most this long for other processes to leave the CPUs idle (before each phase, and to redo disturbed runs)")
+	fs.StringVar(&o.keelYAML, "keel-yaml", "", "YAML appended to keel's config, for experiments (e.g. 'reliability: {stream_upstream: false}')")
 	fs.IntVar(&o.buildTries, "build-tries", 20, "build attempts, 15 s apart (teammates may be mid-edit)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -275,7 +277,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, er
 	if err := os.WriteFile(simYAML, []byte(simConfig), 0o644); err != nil {
 		return false, err
 	}
-	if err := os.WriteFile(keelYAML, []byte(fmt.Sprintf(keelConfig, keelAddr, dataDir, simAddr)), 0o644); err != nil {
+	if err := os.WriteFile(keelYAML, []byte(fmt.Sprintf(keelConfig, keelAddr, dataDir, simAddr)+o.keelYAML+"\n"), 0o644); err != nil {
 		return false, err
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {

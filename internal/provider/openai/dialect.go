@@ -25,10 +25,15 @@ var Dialects = map[string]Dialect{
 	"openrouter": {Name: "openrouter", BaseURL: "https://openrouter.ai/api/v1", Wire: maxTokens},
 	"mistral": {Name: "mistral", BaseURL: "https://api.mistral.ai/v1", Wire: wire.ChatDialect{
 		MaxTokensField: "max_tokens", SeedField: "random_seed", Strict: true, NoStreamUsage: true,
-		ToolCallID: MistralToolCallID,
+		ToolCallID: MistralToolCallID, Prefill: wire.PrefillPrefix,
 	}},
-	"ollama":   {Name: "ollama", BaseURL: "http://127.0.0.1:11434/v1", Wire: maxTokens, Local: true},
-	"vllm":     {Name: "vllm", BaseURL: "http://127.0.0.1:8000/v1", Wire: maxTokens, Local: true},
+	"ollama": {Name: "ollama", BaseURL: "http://127.0.0.1:11434/v1", Wire: maxTokens, Local: true},
+	"vllm": {Name: "vllm", BaseURL: "http://127.0.0.1:8000/v1", Local: true,
+		Wire: wire.ChatDialect{MaxTokensField: "max_tokens", Prefill: wire.PrefillVLLM}},
+	// sim is keel's own simulator (keel sim, at its default address), which
+	// continues a trailing assistant message unless a profile says
+	// otherwise.
+	"sim":      {Name: "sim", BaseURL: "http://127.0.0.1:9090/v1", Local: true, Wire: wire.ChatDialect{Prefill: wire.PrefillTrailing}},
 	"llamacpp": {Name: "llamacpp", BaseURL: "http://127.0.0.1:8080/v1", Wire: maxTokens, Local: true},
 	"lmstudio": {Name: "lmstudio", BaseURL: "http://127.0.0.1:1234/v1", Wire: maxTokens, Local: true},
 }

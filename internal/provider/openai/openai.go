@@ -68,6 +68,12 @@ func New(cfg Config, hc *http.Client) *Client {
 // Name returns the provider's name.
 func (c *Client) Name() string { return c.cfg.Name }
 
+// Prefills reports whether the dialect continues a partial assistant
+// message (llm.Prefiller).
+func (c *Client) Prefills() bool { return c.cfg.Dialect.Wire.Prefill != "" }
+
+var _ llm.Prefiller = (*Client)(nil)
+
 // Chat sends r and returns its answer as a stream. Errors before the answer
 // starts are *llm.Error values.
 func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
@@ -105,12 +111,17 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return nil, c.statusError(resp, b)
 	}
-	if !r.Stream {
+	if !r.Stream || strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		// A whole answer, or a JSON body where a stream was asked for:
+		// some servers answer errors that way with a 200.
 		defer dl.Stop()
 		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		if err != nil {
-			return nil, provider.TransportError(ctx, c.cfg.Name, err)
+			if ctx.Err() != nil {
+				return nil, provider.TransportError(ctx, c.cfg.Name, err)
+			}
+			return nil, &llm.Error{Kind: llm.KindStream, Provider: c.cfg.Name, Message: "the upstream's answer was cut", Err: err}
 		}
 		ev, err := wire.DecodeChatCompletion(b)
 		if err != nil {
@@ -204,6 +215,9 @@ func (s *stream) Close() error {
 }
 
 var doneMarker = []byte("[DONE]")
+
+// maxBody bounds a non-streamed answer.
+const maxBody = 64 << 20
 
 // single is a non-streamed answer: one event, then io.EOF.
 type single struct {

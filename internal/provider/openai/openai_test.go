@@ -1045,3 +1045,19 @@ func TestDialects(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONReplyToStream checks that a server answering a stream request
+// with a JSON body (an error sent with 200, or a whole answer) is read as
+// such, not taken for a cut stream. Regression: the vendor's message was
+// lost as "the upstream stream was cut".
+func TestJSONReplyToStream(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"error":{"message":"model is loading","type":"unavailable_error","code":503}}`)
+	})
+	_, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(true))
+	var e *llm.Error
+	if !errors.As(err, &e) || e.Kind != llm.KindOverloaded || e.Message != "model is loading" {
+		t.Errorf("err = %v, want the vendor's overloaded error", err)
+	}
+}
