@@ -81,9 +81,66 @@ type Request struct {
 	Continue bool
 
 	// Extra holds the top-level fields keel does not model, verbatim, so that
-	// they pass through unchanged to upstreams of the client's own format.
-	// Nil when there are none.
+	// they pass through unchanged to upstreams of the client's own format
+	// (Source). Nil when there are none.
 	Extra map[string]json.RawMessage
+	// Source names the client API the request came in by: SourceChat,
+	// SourceMessages or SourceResponses. Adapters apply Extra only to an
+	// upstream of the same format.
+	Source string
+}
+
+// The client APIs a Request can come from.
+const (
+	SourceChat      = "openai.chat"
+	SourceResponses = "openai.responses"
+	SourceMessages  = "anthropic.messages"
+)
+
+// Feature is something a request may need of a target.
+type Feature uint8
+
+// The features a target may lack.
+const (
+	FeatureTools Feature = iota
+	FeatureImages
+	FeatureJSONSchema
+	FeatureJSONObject
+)
+
+func (f Feature) String() string {
+	return [...]string{"tools", "images", "json_schema", "json_object"}[f]
+}
+
+// Needs returns the features r uses.
+func (r *Request) Needs() []Feature {
+	var fs []Feature
+	if len(r.Tools) > 0 {
+		fs = append(fs, FeatureTools)
+	}
+	if r.ResponseFormat != nil {
+		switch r.ResponseFormat.Type {
+		case FormatJSONSchema:
+			fs = append(fs, FeatureJSONSchema)
+		case FormatJSONObject:
+			fs = append(fs, FeatureJSONObject)
+		}
+	}
+	for i := range r.Messages {
+		for _, p := range r.Messages[i].Content {
+			if p.Type == PartImage {
+				return append(fs, FeatureImages)
+			}
+		}
+	}
+	return fs
+}
+
+// Capable is implemented by providers that lack some features; the router
+// skips them for requests that need one. Providers without it are taken to
+// support everything.
+type Capable interface {
+	Supports(model string, f Feature) bool
 }
 
 // Clone returns a copy of r that may be modified without touching r. Slices
@@ -212,19 +269,40 @@ const (
 	FinishContentFilter Finish = "content_filter"
 )
 
-// Usage counts tokens. Input includes cached tokens; Output includes
-// reasoning tokens.
+// Usage counts tokens. Input includes cached tokens (read and written);
+// Output includes reasoning tokens.
 type Usage struct {
-	Input     int
-	Output    int
-	Cached    int
-	Reasoning int
+	Input  int
+	Output int
+	// Cached is the part of Input read from the vendor's prompt cache.
+	Cached int
+	// CacheWrite is the part of Input written to the prompt cache
+	// (Anthropic's cache_creation_input_tokens).
+	CacheWrite int
+	Reasoning  int
 }
 
 // Total returns Input+Output.
 func (u Usage) Total() int { return u.Input + u.Output }
 
-// Add returns u+v.
-func (u Usage) Add(v Usage) Usage {
-	return Usage{u.Input + v.Input, u.Output + v.Output, u.Cached + v.Cached, u.Reasoning + v.Reasoning}
+// EmbedRequest asks for embeddings of each input.
+type EmbedRequest struct {
+	Model string
+	Input []string
+	// Dimensions, if set, asks for shorter vectors where the model can.
+	Dimensions *int
+	User       string
+}
+
+// Embeddings is the answer to an EmbedRequest: one vector per input, in
+// order.
+type Embeddings struct {
+	Model   string
+	Vectors [][]float32
+	Usage   Usage
+}
+
+// Embedder is implemented by providers that serve embeddings.
+type Embedder interface {
+	Embed(ctx context.Context, r *EmbedRequest) (*Embeddings, error)
 }

@@ -69,7 +69,7 @@ func DecodeChatRequest(body []byte) (*llm.Request, error) {
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return nil, invalid("", "the request body must be a JSON object")
 	}
-	r := &llm.Request{}
+	r := &llm.Request{Source: llm.SourceChat}
 	var maxTokens, maxCompletion *int
 	// Sorted, so that a request with several problems always reports the
 	// same one.
@@ -489,7 +489,7 @@ func AppendChatRequest(dst []byte, r *llm.Request, d ChatDialect) ([]byte, error
 	if err != nil {
 		return dst, fmt.Errorf("wire: encode chat request: %w", err)
 	}
-	if d.Strict || len(r.Extra) == 0 {
+	if d.Strict || len(r.Extra) == 0 || (r.Source != "" && r.Source != llm.SourceChat) {
 		return append(dst, b...), nil
 	}
 	// Splice the pass-through fields in before the closing brace.
