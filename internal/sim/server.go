@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -152,6 +153,9 @@ func (s *Server) Reset() {
 // ServeHTTP serves
 //
 //	POST /v1/chat/completions  OpenAI Chat Completions (also /chat/completions)
+//	POST /v1/messages          Anthropic Messages
+//	POST /v1beta/models/{m}:generateContent, :streamGenerateContent  Gemini
+//	POST /v1/embeddings        OpenAI embeddings
 //	GET  /v1/models            the configured profile names (also /models)
 //	GET  /sim/attempts?model=  the attempt log as JSON
 //	POST /sim/reset            Reset
@@ -163,6 +167,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.openAIChat(w, r)
+	case "/v1/messages":
+		if r.Method != http.MethodPost {
+			s.methodNotAllowed(w, http.MethodPost)
+			return
+		}
+		s.anthropicMessages(w, r)
+	case "/v1/embeddings", "/embeddings":
+		if r.Method != http.MethodPost {
+			s.methodNotAllowed(w, http.MethodPost)
+			return
+		}
+		s.openAIEmbeddings(w, r)
 	case "/v1/models", "/models":
 		if r.Method != http.MethodGet {
 			s.methodNotAllowed(w, http.MethodGet)
@@ -184,6 +200,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)
 	default:
+		if strings.HasPrefix(r.URL.Path, "/v1beta/models/") && r.Method == http.MethodPost {
+			s.gemini(w, r)
+			return
+		}
 		writeOpenAIError(w, http.StatusNotFound, "invalid_request_error", "unknown_url",
 			"Unknown request URL: "+r.Method+" "+r.URL.Path+".")
 	}
