@@ -42,6 +42,9 @@ const (
 	// OutcomeCanceled: keel cancelled the attempt (the client left, or a
 	// hedge lost the race).
 	OutcomeCanceled Outcome = "canceled"
+	// OutcomeSkipped: keel did not call the target, which lacks a feature
+	// the request needs; Error says which.
+	OutcomeSkipped Outcome = "skipped"
 )
 
 // Attempt is one call to one upstream target while serving a request.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"log/slog"
 	"testing"
 	"testing/synctest"
@@ -203,3 +204,78 @@ func TestCloseBeforeEndIsCanceled(t *testing.T) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// noTools is a provider that lacks tool support.
+type noTools struct{ *llmtest.Provider }
+
+func (noTools) Supports(model string, f llm.Feature) bool { return f != llm.FeatureTools }
+
+// TestSkipsTargetsLackingFeatures checks issue 4: a target that lacks a
+// feature the request uses is skipped, and the attempt log says why.
+func TestSkipsTargetsLackingFeatures(t *testing.T) {
+	called := false
+	a := noTools{&llmtest.Provider{NameV: "a", ChatFn: func(context.Context, *llm.Request) (llm.Stream, error) {
+		called = true
+		return llmtest.Text("a", "x"), nil
+	}}}
+	rt := New([]Route{{Name: "m", Targets: []Target{{Provider: a, Model: "a1"}, {Provider: answers("b"), Model: "b1"}}}}, nil, Options{Log: quiet})
+	r, _ := rt.Resolve("m")
+	req := &llm.Request{Model: "m", Tools: []llm.Tool{{Name: "f"}}}
+	s, err := rt.Serve(context.Background(), r, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	recs := s.Attempts()
+	if called || len(recs) != 2 || recs[0].Outcome != chat.OutcomeSkipped || recs[0].Error != "the target does not support tools" || recs[1].Provider != "b" {
+		t.Errorf("called=%v attempts=%+v", called, recs)
+	}
+	// Without tools, a serves.
+	s, err = rt.Serve(context.Background(), r, &llm.Request{Model: "m"})
+	if err != nil || s.Target().Provider.Name() != "a" {
+		t.Errorf("plain request: err %v, target %s", err, s.Target())
+	}
+	s.Close()
+	// With no capable target left, a clear 400.
+	only := New([]Route{{Name: "m", Targets: []Target{{Provider: a, Model: "a1"}}}}, nil, Options{Log: quiet})
+	r, _ = only.Resolve("m")
+	_, err = only.Serve(context.Background(), r, req)
+	var le *llm.Error
+	if !errors.As(err, &le) || le.Status != 400 || !strings.Contains(le.Message, "does not support tools") {
+		t.Errorf("err = %v, want a 400 naming the missing feature", err)
+	}
+}
+
+// embedder is a fake embedding provider.
+type embedder struct {
+	*llmtest.Provider
+	fn func(*llm.EmbedRequest) (*llm.Embeddings, error)
+}
+
+func (e embedder) Embed(_ context.Context, r *llm.EmbedRequest) (*llm.Embeddings, error) { return e.fn(r) }
+
+func TestEmbed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		down := embedder{&llmtest.Provider{NameV: "a"}, func(*llm.EmbedRequest) (*llm.Embeddings, error) {
+			return nil, &llm.Error{Kind: llm.KindOverloaded, Status: 503}
+		}}
+		up := embedder{&llmtest.Provider{NameV: "c"}, func(r *llm.EmbedRequest) (*llm.Embeddings, error) {
+			return &llm.Embeddings{Model: r.Model, Vectors: [][]float32{{1, 0}}}, nil
+		}}
+		chatOnly := answers("b")
+		rt := New([]Route{{Name: "e", Targets: []Target{{Provider: down, Model: "a1"}, {Provider: chatOnly, Model: "b1"}, {Provider: up, Model: "c1"}}}}, nil, Options{Log: quiet})
+		r, _ := rt.Resolve("e")
+		out, recs, err := rt.Embed(context.Background(), r, &llm.EmbedRequest{Model: "e", Input: []string{"x"}})
+		if err != nil || out.Model != "c1" {
+			t.Fatalf("out %+v, err %v", out, err)
+		}
+		var got []string
+		for _, a := range recs {
+			got = append(got, a.Provider+":"+string(a.Outcome)+":"+a.Reason)
+		}
+		want := []string{"a:overloaded:first", "a:overloaded:retry", "b:skipped:skipped", "c:ok:failover"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("attempts (-want +got):\n%s", diff)
+		}
+	})
+}

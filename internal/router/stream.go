@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,7 +199,7 @@ func (s *Stream) race() error {
 		return sl != nil && launch(sl, reason)
 	}
 	if !next("first") {
-		return &llm.Error{Kind: llm.KindUnknown, Message: "no target could take the request"}
+		return &llm.Error{Kind: llm.KindInvalid, Status: 400, Message: "no target of this route can take the request: " + s.skipped()}
 	}
 	for {
 		select {
@@ -272,6 +273,20 @@ func (s *Stream) race() error {
 	}
 }
 
+// skipped lists why targets were skipped, for the error when none is left.
+func (s *Stream) skipped() string {
+	var why []string
+	for _, a := range s.records {
+		if a.Outcome == chat.OutcomeSkipped {
+			why = append(why, a.Provider+"/"+a.Model+": "+a.Error)
+		}
+	}
+	if len(why) == 0 {
+		return "every attempt is spent"
+	}
+	return strings.Join(why, "; ")
+}
+
 // lead returns any running attempt (the one a hedge would back up).
 func (s *Stream) lead(running map[*attempt]bool) *attempt {
 	for a := range running {
@@ -316,15 +331,21 @@ func (s *Stream) peekSlot() *slot {
 	return nil
 }
 
-// nextSlot takes the next target from the plan. A target whose breaker is
-// open or that is cooling down after a 429 is deferred to the end, tried
-// only when nothing else is left: during an outage no latency is spent on
-// the dead target.
+// nextSlot takes the next target from the plan. A target that lacks a
+// feature the request needs is skipped, and the attempt log says why
+// (issue 4). A target whose breaker is open or that is cooling down after a
+// 429 is deferred to the end, tried only when nothing else is left: during
+// an outage no latency is spent on the dead target.
 func (s *Stream) nextSlot() *slot {
 	now := s.rt.now()
 	for len(s.plan) > 0 {
 		sl := s.plan[0]
 		s.plan = s.plan[1:]
+		if f, ok := lacks(sl.t, s.req); ok {
+			s.records = append(s.records, chat.Attempt{Provider: sl.t.Provider.Name(), Model: sl.t.Model, Start: now,
+				Reason: "skipped", Outcome: chat.OutcomeSkipped, Error: "the target does not support " + f.String()})
+			continue
+		}
 		ok, probe := sl.h.admit(now)
 		if ok {
 			sl.probe = probe
@@ -338,6 +359,20 @@ func (s *Stream) nextSlot() *slot {
 		return sl
 	}
 	return nil
+}
+
+// lacks reports a feature r needs that t does not support.
+func lacks(t Target, r *llm.Request) (llm.Feature, bool) {
+	c, ok := t.Provider.(llm.Capable)
+	if !ok {
+		return 0, false
+	}
+	for _, f := range r.Needs() {
+		if !c.Supports(t.Model, f) {
+			return f, true
+		}
+	}
+	return 0, false
 }
 
 // start begins an attempt on sl: the request it gets (a continuation where
@@ -457,8 +492,10 @@ func (s *Stream) reap(running map[*attempt]bool, results chan *attempt, cause er
 }
 
 // endRecord fills in how attempt i ended.
-func (s *Stream) endRecord(i int, now time.Time, err error) {
-	r := &s.records[i]
+func (s *Stream) endRecord(i int, now time.Time, err error) { settle(&s.records[i], now, err) }
+
+// settle fills in how an attempt ended at now, with err or nil.
+func settle(r *chat.Attempt, now time.Time, err error) {
 	r.Duration = now.Sub(r.Start)
 	r.Outcome = chat.OutcomeOK
 	var e *llm.Error
