@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -45,23 +46,49 @@ func (u *chatUsage) neutral() *llm.Usage {
 }
 
 type chatChunkIn struct {
-	ID      string `json:"id"`
-	Model   string `json:"model"`
-	Created int64  `json:"created"`
-	Choices []struct {
-		Index int `json:"index"`
-		Delta struct {
-			Content          *string        `json:"content"`
-			ReasoningContent string         `json:"reasoning_content"`
-			Reasoning        string         `json:"reasoning"`
-			ToolCalls        []chatToolCall `json:"tool_calls"`
-		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *chatUsage      `json:"usage"`
-	Error json.RawMessage `json:"error"`
+	ID      internedString  `json:"id"`
+	Model   internedString  `json:"model"`
+	Created int64           `json:"created"`
+	Choices []chatChoiceIn  `json:"choices"`
+	Usage   *chatUsage      `json:"usage"`
+	Error   json.RawMessage `json:"error"`
 	// Object is "error" in the flat error Mistral and old vLLM send.
-	Object string `json:"object"`
+	Object internedString `json:"object"`
+}
+
+type chatChoiceIn struct {
+	Index int `json:"index"`
+	Delta struct {
+		Content          string         `json:"content"`
+		ReasoningContent string         `json:"reasoning_content"`
+		Reasoning        string         `json:"reasoning"`
+		ToolCalls        []chatToolCall `json:"tool_calls"`
+	} `json:"delta"`
+	FinishReason internedString `json:"finish_reason"`
+}
+
+// internedString decodes a JSON string that repeats from chunk to chunk (an
+// id, a model name) without allocating when it equals the last value
+// decoded into it: a stream's chunks repeat them all.
+type internedString string
+
+func (s *internedString) UnmarshalJSON(b []byte) error {
+	if len(b) >= 2 && b[0] == '"' && bytes.IndexByte(b, '\\') < 0 {
+		if string(b[1:len(b)-1]) != string(*s) {
+			*s = internedString(b[1 : len(b)-1])
+		}
+		return nil
+	}
+	if string(b) == "null" {
+		*s = ""
+		return nil
+	}
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = internedString(v)
+	return nil
 }
 
 // ChatChunkDecoder decodes an upstream's stream of chat.completion.chunk
@@ -70,6 +97,7 @@ type chatChunkIn struct {
 // is ready to use; one decoder serves one stream.
 type ChatChunkDecoder struct {
 	ev    llm.Event
+	chunk chatChunkIn
 	calls []int // upstream tool-call index of each call, by position
 }
 
@@ -77,24 +105,27 @@ type ChatChunkDecoder struct {
 // the next call. An in-band error object is returned as an *ErrorBody
 // error; data that is not a chunk is a *json.SyntaxError or similar.
 func (d *ChatChunkDecoder) Decode(data []byte) (*llm.Event, error) {
-	var c chatChunkIn
-	if err := json.Unmarshal(data, &c); err != nil {
+	// The chunk struct is reused: its interned strings keep the last id and
+	// model, and its choices keep their capacity (zeroed, since
+	// encoding/json decodes into reused elements without clearing them).
+	c := &d.chunk
+	clear(c.Choices[:cap(c.Choices)])
+	*c = chatChunkIn{ID: c.ID, Model: c.Model, Object: c.Object, Choices: c.Choices[:0]}
+	if err := json.Unmarshal(data, c); err != nil {
 		return nil, err
 	}
 	if !isNull(c.Error) || c.Object == "error" {
 		return nil, ParseErrorBody(data)
 	}
 	ev := &d.ev
-	*ev = llm.Event{ID: c.ID, Model: c.Model, Created: c.Created, Raw: data, Wire: llm.WireChatChunk, ToolCalls: ev.ToolCalls[:0]}
+	*ev = llm.Event{ID: string(c.ID), Model: string(c.Model), Created: c.Created, Raw: data, Wire: llm.WireChatChunk, ToolCalls: ev.ToolCalls[:0]}
 	ev.Usage = c.Usage.neutral()
 	for i := range c.Choices {
 		ch := &c.Choices[i]
 		if ch.Index != 0 {
 			continue // n > 1: only the first choice is modelled; raw relay keeps the rest
 		}
-		if ch.Delta.Content != nil {
-			ev.Text = *ch.Delta.Content
-		}
+		ev.Text = ch.Delta.Content
 		ev.Reasoning = ch.Delta.ReasoningContent
 		if ev.Reasoning == "" {
 			ev.Reasoning = ch.Delta.Reasoning
@@ -108,13 +139,13 @@ func (d *ChatChunkDecoder) Decode(data []byte) (*llm.Event, error) {
 			}
 			ev.ToolCalls = append(ev.ToolCalls, llm.ToolCallDelta{Index: i, ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 		}
-		if ch.FinishReason != nil && *ch.FinishReason != "" {
-			f, err := chatFinish(*ch.FinishReason)
+		if ch.FinishReason != "" {
+			f, err := chatFinish(string(ch.FinishReason))
 			if err != nil {
 				return nil, err
 			}
 			ev.Finish = f
-			if string(f) != *ch.FinishReason {
+			if string(f) != string(ch.FinishReason) {
 				ev.Wire = llm.WireNone
 			}
 		}
