@@ -79,13 +79,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("NO PROVIDERS CONFIGURED: answers come from keel's built-in SIMULATOR, not a real model. " +
 			"Set OPENAI_API_KEY (or another vendor's key) or configure providers in keel.yaml.")
 	}
-	rt, simulated, err := buildRouter(cfg, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rt, simulated, err := buildRouter(cfg, log, reg)
 	if err != nil {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	jr := journal.New(db, log, journal.Options{})
 	var draining atomic.Bool
 	api := httpapi.New(httpapi.Config{
@@ -133,7 +133,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // buildRouter builds the providers and routes the config names. It returns
 // the names of simulated providers too.
-func buildRouter(cfg config.Config, log *slog.Logger) (*router.Router, map[string]bool, error) {
+func buildRouter(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*router.Router, map[string]bool, error) {
 	simulated := map[string]bool{}
 	byName := map[string]llm.Provider{}
 	var provs []router.Provider
@@ -157,6 +157,10 @@ func buildRouter(cfg config.Config, log *slog.Logger) (*router.Router, map[strin
 			Name: p.Name, Dialect: d, BaseURL: p.BaseURL, Keys: p.APIKeys, Headers: p.Headers,
 			HeaderTimeout: p.Timeouts.Header, IdleTimeout: p.Timeouts.Idle, Log: log,
 		}, provider.NewHTTPClient(p.Timeouts.Connect))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keel_upstream_malformed_chunks_total", Help: "Upstream stream chunks that could not be decoded and were skipped.",
+			ConstLabels: prometheus.Labels{"provider": p.Name},
+		}, func() float64 { return float64(c.Malformed.Load()) }))
 		byName[p.Name] = c
 		provs = append(provs, router.Provider{Provider: c, Models: p.Models})
 	}
