@@ -109,10 +109,12 @@ func (d *ChatChunkDecoder) Decode(data []byte) (*llm.Event, error) {
 	// model, and its choices keep their capacity (zeroed, since
 	// encoding/json decodes into reused elements without clearing them).
 	c := &d.chunk
-	clear(c.Choices[:cap(c.Choices)])
-	*c = chatChunkIn{ID: c.ID, Model: c.Model, Object: c.Object, Choices: c.Choices[:0]}
-	if err := json.Unmarshal(data, c); err != nil {
-		return nil, err
+	d.reset()
+	if !scanChunk(data, c) {
+		d.reset()
+		if err := json.Unmarshal(data, c); err != nil {
+			return nil, err
+		}
 	}
 	if !isNull(c.Error) || c.Object == "error" {
 		return nil, ParseErrorBody(data)
@@ -159,6 +161,13 @@ func (d *ChatChunkDecoder) Decode(data []byte) (*llm.Event, error) {
 		ev.Raw = nil
 	}
 	return ev, nil
+}
+
+// reset empties the reused chunk, keeping its interned strings.
+func (d *ChatChunkDecoder) reset() {
+	c := &d.chunk
+	clear(c.Choices[:cap(c.Choices)])
+	*c = chatChunkIn{ID: c.ID, Model: c.Model, Object: c.Object, Choices: c.Choices[:0]}
 }
 
 // callIndex maps an upstream tool-call fragment to its 0-based position and

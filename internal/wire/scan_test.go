@@ -1,0 +1,109 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// slowChunk decodes data the way the fast path must agree with. An error
+// that is null counts as none, as Decode treats it.
+func slowChunk(data []byte) (chatChunkIn, error) {
+	var c chatChunkIn
+	err := json.Unmarshal(data, &c)
+	if isNull(c.Error) {
+		c.Error = nil
+	}
+	return c, err
+}
+
+var equateEmpty = cmpopts.EquateEmpty()
+
+func TestScanChunk(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     string
+		accept bool
+	}{
+		{"text chunk", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"logprobs":null,"finish_reason":null}]}`, true},
+		{"escapes", `{"id":"c1","choices":[{"index":0,"delta":{"content":"a\n\"b\"\\ \/ \u00e9 \ud83d\ude00 \ud800x"}}]}`, true},
+		{"utf-8", `{"id":"c1","choices":[{"delta":{"content":"héllo 😀"}}]}`, true},
+		{"role and refusal", `{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null}}],"usage":null}`, true},
+		{"finish", `{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`, true},
+		{"unknown keys skipped", `{"x":{"a":[1,2.5e3,-0.1,true,false,null,"s"]},"id":"c1","obfuscation":"zz","choices":[]}`, true},
+		{"whitespace", " {\n\"id\" : \"c1\" ,\t\"choices\" : [ ] } \n", true},
+		{"reasoning", `{"choices":[{"delta":{"reasoning_content":"think","reasoning":"x"}}]}`, true},
+		{"null everything", `{"id":null,"model":null,"choices":null,"error":null}`, true},
+		{"usage object: slow path", `{"choices":[],"usage":{"prompt_tokens":1}}`, false},
+		{"tool calls: slow path", `{"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}`, false},
+		{"error: slow path", `{"error":{"message":"x"}}`, false},
+		{"not json", `{"id":"c1",`, false},
+		{"trailing comma", `{"id":"c1",}`, false},
+		{"trailing comma in array", `{"choices":[{"index":0},]}`, false},
+		{"bad literal", `{"x":tru}`, false},
+		{"bad number", `{"x":01}`, false},
+		{"bad escape", `{"id":"\q"}`, false},
+		{"control char", "{\"id\":\"a\x01\"}", false},
+		{"invalid utf-8", "{\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}", false},
+		{"fraction index", `{"choices":[{"index":0.5}]}`, false},
+		{"content not a string", `{"choices":[{"delta":{"content":5}}]}`, false},
+		{"trailing data", `{"id":"c1"} x`, false},
+		{"escaped key", `{"\u0069d":"c1"}`, false},
+		{"deep nesting", `{"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, false},
+		{"duplicate choices", `{"choices":[],"choices":[]}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c chatChunkIn
+			got := scanChunk([]byte(tt.in), &c)
+			if got != tt.accept {
+				t.Fatalf("scanChunk accepted = %v, want %v", got, tt.accept)
+			}
+			if got {
+				want, err := slowChunk([]byte(tt.in))
+				if err != nil {
+					t.Fatalf("fast path accepted what encoding/json rejects: %v", err)
+				}
+				if diff := cmp.Diff(want, c, equateEmpty); diff != "" {
+					t.Errorf("fast path differs from encoding/json (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+// FuzzScanChunk checks the fast path against encoding/json: whatever it
+// accepts, encoding/json must accept and decode identically.
+func FuzzScanChunk(f *testing.F) {
+	files, _ := filepath.Glob("testdata/examples/*/*.sse")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				f.Add([]byte(line))
+			}
+		}
+	}
+	f.Add([]byte(`{"choices":[{"delta":{"content":"\ud83d\ude00\ud800"}}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c chatChunkIn
+		if !scanChunk(data, &c) {
+			return
+		}
+		want, err := slowChunk(data)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, which encoding/json rejects: %v", data, err)
+		}
+		if diff := cmp.Diff(want, c, equateEmpty); diff != "" {
+			t.Fatalf("fast path differs on %q (-want +got):\n%s", data, diff)
+		}
+	})
+}
