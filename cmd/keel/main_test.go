@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -371,5 +372,45 @@ func TestInvalidConfig(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"version"}, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "keel ") {
 		t.Errorf("version: %q, %v", out.String(), err)
+	}
+}
+
+// TestNoChunkHeldBack checks issue 2's streaming promise with a paced
+// upstream: each chunk reaches the client as it leaves the upstream, not
+// batched with later ones (keel flushes unless the next chunk is already
+// there).
+func TestNoChunkHeldBack(t *testing.T) {
+	_, simURL := newSim(t, map[string]sim.Profile{"paced": {TPS: sim.Dist[float64]{Value: 20}, Tokens: 10}})
+	k := startKeel(t, fmt.Sprintf("providers: [{name: up, type: sim, base_url: %q}]\n", simURL))
+	resp, err := http.Post(k.url+"/chat/completions", "application/json",
+		strings.NewReader(`{"model":"paced","stream":true,"messages":[{"role":"user","content":"pace"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var arrivals []time.Time
+	r := bufio.NewReader(resp.Body)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if strings.Contains(line, `"content":"`) && !strings.Contains(line, `"content":""`) {
+			arrivals = append(arrivals, time.Now())
+		}
+	}
+	if len(arrivals) != 10 {
+		t.Fatalf("got %d content chunks, want 10", len(arrivals))
+	}
+	// At 20 tokens/s the upstream sends a chunk every 50 ms; chunks that
+	// arrive within 15 ms of each other were held back and batched.
+	bursts := 1
+	for i := 1; i < len(arrivals); i++ {
+		if arrivals[i].Sub(arrivals[i-1]) > 15*time.Millisecond {
+			bursts++
+		}
+	}
+	if bursts < 8 {
+		t.Errorf("10 paced chunks arrived in %d bursts, want each on its own", bursts)
 	}
 }

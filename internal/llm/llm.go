@@ -38,6 +38,13 @@ type Stream interface {
 	Close() error
 }
 
+// Buffered is implemented by streams that can tell whether their next event
+// has already arrived. The API layer flushes to the client only when it has
+// not: events that arrived together leave together, and none is held back.
+type Buffered interface {
+	Buffered() bool
+}
+
 // Role is who wrote a message.
 type Role string
 

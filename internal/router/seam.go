@@ -62,6 +62,18 @@ func (s *Stream) Recv() (*llm.Event, error) {
 	}
 }
 
+// Buffered reports whether the next event is already at hand.
+func (s *Stream) Buffered() bool {
+	if len(s.out) > 0 || len(s.pre) > 0 {
+		return true
+	}
+	if s.cur == nil || s.cur.stream == nil || s.done {
+		return false
+	}
+	b, ok := s.cur.stream.(llm.Buffered)
+	return ok && b.Buffered()
+}
+
 // pull returns the current attempt's next event: first those read while
 // racing for the first token, then the stream's.
 func (s *Stream) pull() (*llm.Event, error) {

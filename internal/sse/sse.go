@@ -41,9 +41,16 @@ func NewReader(r io.Reader, max int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 16<<10), max: max}
 }
 
-// Buffered reports how many bytes are read from the body but not yet
-// parsed: when it is non-zero, the next event may already be here.
-func (r *Reader) Buffered() int { return r.r.Buffered() }
+// Buffered reports whether a whole event has already been read from the
+// body but not yet returned by Next, so that Next will not block.
+func (r *Reader) Buffered() bool {
+	n := r.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.r.Peek(n)
+	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n"))
+}
 
 // Next returns the next event. It returns io.EOF when the body ends on an
 // event boundary, and io.ErrUnexpectedEOF when the body ends inside an

@@ -103,3 +103,24 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestBuffered checks that Buffered reports a next event only once the
+// whole of it has arrived: a partial event must not delay a flush.
+func TestBuffered(t *testing.T) {
+	pr, pw := io.Pipe()
+	r := NewReader(pr, 0)
+	go pw.Write([]byte("data: a\n\ndata: b"))
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Buffered() {
+		t.Error("Buffered with only part of the next event read")
+	}
+	go pw.Write([]byte("\n\ndata: c\n\n"))
+	if _, err := r.Next(); err != nil { // b
+		t.Fatal(err)
+	}
+	if !r.Buffered() {
+		t.Error("not Buffered with c wholly read")
+	}
+}

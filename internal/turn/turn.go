@@ -89,6 +89,9 @@ func (t *Turn) Recv() (*llm.Event, error) {
 	return ev, nil
 }
 
+// Buffered reports whether the next event is already at hand.
+func (t *Turn) Buffered() bool { return t.stream.Buffered() }
+
 // TTFT returns the time from the request's start to its first token.
 func (t *Turn) TTFT() time.Duration { return t.rec.TTFT }
 

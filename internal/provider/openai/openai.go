@@ -27,7 +27,12 @@ type Config struct {
 	Name    string
 	Dialect Dialect
 	// BaseURL is the API root including /v1. If empty, the dialect's.
+	// For Azure it is the resource, https://{resource}.openai.azure.com.
 	BaseURL string
+	// APIVersion is Azure OpenAI's api-version. If empty,
+	// DefaultAPIVersion; "v1" selects Azure's v1 API. Other dialects
+	// ignore it.
+	APIVersion string
 	// Keys are used round robin. Empty for servers that need none.
 	Keys []string
 	// Headers are added to every request.
@@ -43,7 +48,7 @@ type Config struct {
 // Client is an OpenAI-compatible provider. It is safe for concurrent use.
 type Client struct {
 	cfg  Config
-	url  string
+	base string // BaseURL without a trailing slash
 	hc   *http.Client
 	next atomic.Uint64 // round-robin key cursor
 
@@ -62,7 +67,7 @@ func New(cfg Config, hc *http.Client) *Client {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Client{cfg: cfg, url: strings.TrimSuffix(cfg.BaseURL, "/") + "/chat/completions", hc: hc}
+	return &Client{cfg: cfg, base: strings.TrimSuffix(cfg.BaseURL, "/"), hc: hc}
 }
 
 // Name returns the provider's name.
@@ -82,23 +87,16 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 		return nil, &llm.Error{Kind: llm.KindInvalid, Provider: c.cfg.Name, Err: err}
 	}
 	ctx, dl := provider.StartDeadline(ctx, c.cfg.HeaderTimeout, c.cfg.IdleTimeout)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(r.Model, "chat/completions"), bytes.NewReader(body))
 	if err != nil {
 		dl.Stop()
 		return nil, &llm.Error{Kind: llm.KindInvalid, Provider: c.cfg.Name, Err: err}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	accept := "application/json"
 	if r.Stream {
-		req.Header.Set("Accept", "text/event-stream")
-	} else {
-		req.Header.Set("Accept", "application/json")
+		accept = "text/event-stream"
 	}
-	if n := len(c.cfg.Keys); n > 0 {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.Keys[(c.next.Add(1)-1)%uint64(n)])
-	}
-	for k, v := range c.cfg.Headers {
-		req.Header.Set(k, v)
-	}
+	c.header(req.Header, accept)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		defer dl.Stop() // after classifying: Stop cancels ctx
@@ -130,6 +128,33 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 		return &single{ev: ev}, nil
 	}
 	return &stream{c: c, ctx: ctx, dl: dl, body: resp.Body, sse: sse.NewReader(resp.Body, 0)}, nil
+}
+
+// url is the address of operation op ("chat/completions", "embeddings")
+// for model.
+func (c *Client) url(model, op string) string {
+	if c.cfg.Dialect.Deployments {
+		return c.deploymentURL(model, op)
+	}
+	return c.base + "/" + op
+}
+
+// header sets what every upstream request carries: the content type,
+// accept, the next key in the dialect's key header, and Config.Headers.
+func (c *Client) header(h http.Header, accept string) {
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", accept)
+	if n := len(c.cfg.Keys); n > 0 {
+		key := c.cfg.Keys[(c.next.Add(1)-1)%uint64(n)]
+		if k := c.cfg.Dialect.KeyHeader; k != "" {
+			h.Set(k, key)
+		} else {
+			h.Set("Authorization", "Bearer "+key)
+		}
+	}
+	for k, v := range c.cfg.Headers {
+		h.Set(k, v)
+	}
 }
 
 // stream reads an upstream's SSE answer.
@@ -208,6 +233,11 @@ func (s *stream) fail(err error) error {
 	s.Close()
 	return err
 }
+
+// Buffered reports whether the next event has already arrived.
+func (s *stream) Buffered() bool { return s.sse.Buffered() }
+
+var _ llm.Buffered = (*stream)(nil)
 
 func (s *stream) Close() error {
 	s.dl.Stop()
