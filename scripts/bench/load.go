@@ -252,9 +252,9 @@ type result struct {
 	cpu         cpuUse
 }
 
-// cpuUse is the CPU time each process spent during a run.
-// others is what every other process on the machine used, as far as
-// /proc/stat's tick sampling can tell.
+// cpuUse is the CPU time each process spent during a run; others is what
+// every other process on the machine used, as far as /proc/stat's tick
+// sampling can tell.
 type cpuUse struct{ keel, sim, bench, others time.Duration }
 
 func (r *result) add(o *result) {

@@ -86,7 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.StringVar(&o.keelBin, "keel", "", "use this keel binary instead of building ./cmd/keel")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (logs, configs, database) and print its path")
-	fs.StringVar(&o.perf, "perf", "", "record the first keel run of this phase with `perf record -g` (rate, ttft, total, streams, max)")
+	fs.StringVar(&o.perf, "perf", "", "record the first keel run of this phase (rate, ttft, total, streams or max) with perf record -g")
 	phases := fs.String("phases", "", "comma-separated subset of phases to run: rate, seq, streams, max (default all)")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 5*time.Minute, "in all, wait at most this long for other processes to leave the CPUs idle (before each phase, and to redo disturbed runs)")
 	fs.StringVar(&o.keelYAML, "keel-yaml", "", "YAML appended to keel's config, for experiments (e.g. 'reliability: {stream_upstream: false}')")

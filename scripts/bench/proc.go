@@ -88,8 +88,9 @@ type proc struct {
 	err     error         // set before done is closed
 }
 
-// startProc starts bin with args, logging to dir/name.log. The child gets
-// SIGKILL if the bench dies without stopping it (Pdeathsig).
+// startProc starts bin with args, logging to dir/name.log, without the
+// KEEL_* environment. The child gets SIGKILL if the bench dies without
+// stopping it (Pdeathsig).
 func startProc(name, dir, bin string, args ...string) (*proc, error) {
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.Create(logPath)
@@ -98,6 +99,12 @@ func startProc(name, dir, bin string, args ...string) (*proc, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	// The bench's flags and files configure keel, not the caller's KEEL_*.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KEEL_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()

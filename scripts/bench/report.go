@@ -198,8 +198,8 @@ func (r *report) writeText(w io.Writer) {
 	}
 	tw.Flush()
 	for _, d := range r.Details {
-		if d.Others > 0.10 {
-			fmt.Fprintf(w, "\nwarning: other processes used over 10%% of the machine during some runs (column others): those numbers are disturbed\n")
+		if d.Others > disturbAbove && !strings.HasPrefix(d.Phase, "warm-up") {
+			fmt.Fprintf(w, "\nwarning: other processes used over %.0f%% of the machine during some timed runs (column others): those numbers are disturbed\n", disturbAbove*100)
 			break
 		}
 	}
