@@ -184,11 +184,18 @@ func (s *Stream) race() error {
 		}
 		a := s.start(sl, reason)
 		running[a] = true
-		go a.run(results)
 		// Hedge a late first token on the next target (issue 3: hedged
 		// requests), on by default when there is one.
 		stop(&hedgeT, &hedgeC)
-		if d := s.hedgeDelay(sl); d > 0 {
+		d := s.hedgeDelay(sl)
+		if d == 0 && len(running) == 1 {
+			// Nothing can race this attempt: run it here and save a
+			// goroutine; results has room, so run never blocks on it.
+			a.run(results)
+			return true
+		}
+		go a.run(results)
+		if d > 0 {
 			hedgeT = time.NewTimer(d)
 			hedgeC = hedgeT.C
 		}
