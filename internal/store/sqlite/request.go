@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/keel-ai/keel/internal/chat"
 )
@@ -31,46 +32,57 @@ func (db *DB) RecordRequests(ctx context.Context, rs []*chat.Request) error {
 }
 
 func (db *DB) recordRequests(ctx context.Context, rs []*chat.Request) error {
+	// Rows go in multi-row INSERTs, all requests before their attempts
+	// (foreign keys): one statement per row made SQLite the largest cost
+	// of recording (scripts/bench, perf).
+	var reqs, atts [][]any
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		reqs = append(reqs, []any{
+			r.ID, micros(r.Time), r.KeyID, r.API, r.Model, r.Stream, r.Provider, r.ServedModel,
+			r.Status, r.Error, durMicros(r.TTFT), durMicros(r.Duration), r.InputTokens, r.OutputTokens,
+			nullString(r.Prompt), nullString(r.Completion)})
+		for i, a := range r.Attempts {
+			atts = append(atts, []any{
+				r.ID, i, a.Provider, a.Model, micros(a.Start), durMicros(a.Duration),
+				string(a.Outcome), a.Status, a.Error, a.Reason})
+		}
+	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-
-	insReq, err := tx.PrepareContext(ctx,
-		`INSERT INTO requests (`+requestColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
+	if err := insertRows(ctx, tx, "requests", requestColumns, reqs); err != nil {
 		return err
 	}
-	defer insReq.Close()
-	insAtt, err := tx.PrepareContext(ctx,
-		`INSERT INTO attempts (`+attemptColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
+	if err := insertRows(ctx, tx, "attempts", attemptColumns, atts); err != nil {
 		return err
-	}
-	defer insAtt.Close()
-
-	for _, r := range rs {
-		if r == nil {
-			continue
-		}
-		if _, err := insReq.ExecContext(ctx,
-			r.ID, micros(r.Time), r.KeyID, r.API, r.Model, r.Stream, r.Provider, r.ServedModel,
-			r.Status, r.Error, durMicros(r.TTFT), durMicros(r.Duration), r.InputTokens, r.OutputTokens,
-			nullString(r.Prompt), nullString(r.Completion),
-		); err != nil {
-			return fmt.Errorf("request %s: %w", r.ID, err)
-		}
-		for i, a := range r.Attempts {
-			if _, err := insAtt.ExecContext(ctx,
-				r.ID, i, a.Provider, a.Model, micros(a.Start), durMicros(a.Duration),
-				string(a.Outcome), a.Status, a.Error, a.Reason,
-			); err != nil {
-				return fmt.Errorf("request %s: attempt %d: %w", r.ID, i, err)
-			}
-		}
 	}
 	return tx.Commit()
+}
+
+// batchRows is the most rows one INSERT carries.
+const batchRows = 32
+
+// insertRows inserts rows into table, batchRows per statement.
+func insertRows(ctx context.Context, tx *sql.Tx, table, columns string, rows [][]any) error {
+	for len(rows) > 0 {
+		n := min(len(rows), batchRows)
+		row := "(?" + strings.Repeat(", ?", len(rows[0])-1) + ")"
+		q := "INSERT INTO " + table + " (" + columns + ") VALUES " + row + strings.Repeat(", "+row, n-1)
+		args := make([]any, 0, n*len(rows[0]))
+		for _, r := range rows[:n] {
+			args = append(args, r...)
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("%s: %w", table, err)
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 // Request returns the record with the given id, or an error with code
