@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,9 +15,8 @@ import (
 // behind a real keel server, streaming and not. scripts/bench measures the
 // same across processes for the README's figures.
 func BenchmarkServe(b *testing.B) {
-	_, simURL := newSim(&testing.T{}, map[string]sim.Profile{"zero50": {Tokens: 50}})
-	k := startKeel(&testing.T{}, fmt.Sprintf("providers: [{name: up, type: sim, base_url: %q}]\nlog: {level: error}\n", simURL))
-	defer k.stop()
+	_, simURL := newSim(b, map[string]sim.Profile{"zero50": {Tokens: 50}})
+	k := startKeel(b, fmt.Sprintf("providers: [{name: up, type: sim, base_url: %q}]\n", simURL))
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for _, stream := range []bool{false, true} {
 		body := fmt.Sprintf(`{"model":"zero50","stream":%v,"messages":[{"role":"user","content":"bench"}]}`, stream)
@@ -37,5 +35,4 @@ func BenchmarkServe(b *testing.B) {
 			})
 		})
 	}
-	_ = context.Background
 }

@@ -34,7 +34,7 @@ type keel struct {
 }
 
 // freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,7 +46,7 @@ func freeAddr(t *testing.T) string {
 
 // startKeel runs `keel serve` with the given config YAML and waits until it
 // is ready. The server stops (gracefully) when the test ends.
-func startKeel(t *testing.T, yaml string, extra ...string) *keel {
+func startKeel(t testing.TB, yaml string, extra ...string) *keel {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "keel.yaml")
@@ -83,7 +83,7 @@ func startKeel(t *testing.T, yaml string, extra ...string) *keel {
 }
 
 // newSim serves the simulator with the given profiles.
-func newSim(t *testing.T, profiles map[string]sim.Profile) (*sim.Server, string) {
+func newSim(t testing.TB, profiles map[string]sim.Profile) (*sim.Server, string) {
 	t.Helper()
 	s := sim.New(sim.Config{Profiles: profiles})
 	srv := httptest.NewServer(s)
