@@ -1,6 +1,7 @@
 // Package openai is the adapter for every OpenAI-compatible Chat
-// Completions API: OpenAI, Mistral, Groq, DeepSeek, Together, OpenRouter,
-// and local Ollama, vLLM, llama.cpp and LM Studio servers, each a Dialect.
+// Completions API: OpenAI, Azure OpenAI, Mistral, Groq, DeepSeek, Together,
+// OpenRouter, and local Ollama, vLLM, llama.cpp and LM Studio servers, each
+// a Dialect. Those that serve embeddings are also llm.Embedders (embed.go).
 package openai
 
 import (
@@ -197,6 +198,9 @@ func (s *stream) Recv() (*llm.Event, error) {
 			// reach the client, and the rest of the answer still can.
 			s.c.Malformed.Add(1)
 			s.c.cfg.Log.Warn("skipped malformed upstream chunk", "provider", s.c.cfg.Name, "bytes", len(e.Data), "err", err)
+			continue
+		}
+		if preamble(ev) {
 			continue
 		}
 		if ev.Finish != "" {
