@@ -153,9 +153,21 @@ func buildRouter(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 		if !d.Local && len(p.APIKeys) == 0 && p.BaseURL == "" {
 			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].api_keys", i), Msg: fmt.Sprintf("%s needs an API key", typ)}
 		}
+		if d.BaseURL == "" && p.BaseURL == "" {
+			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].base_url", i), Msg: fmt.Sprintf("%s has no default address: set base_url", typ)}
+		}
+		var unsupported []llm.Feature
+		for j, name := range p.Unsupported {
+			f, ok := llm.ParseFeature(name)
+			if !ok {
+				return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].unsupported[%d]", i, j), Msg: fmt.Sprintf("%q is not one of tools, images, json_schema, json_object, embeddings", name)}
+			}
+			unsupported = append(unsupported, f)
+		}
 		c := openai.New(openai.Config{
 			Name: p.Name, Dialect: d, BaseURL: p.BaseURL, Keys: p.APIKeys, Headers: p.Headers,
 			HeaderTimeout: p.Timeouts.Header, IdleTimeout: p.Timeouts.Idle, Log: log,
+			APIVersion: p.APIVersion, Unsupported: unsupported,
 		}, provider.NewHTTPClient(p.Timeouts.Connect))
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "keel_upstream_malformed_chunks_total", Help: "Upstream stream chunks that could not be decoded and were skipped.",

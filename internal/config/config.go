@@ -141,6 +141,13 @@ type Provider struct {
 	Models []string `yaml:"models"`
 	// Timeouts bound each call.
 	Timeouts Timeouts `yaml:"timeouts"`
+	// APIVersion is Azure OpenAI's api-version (default 2024-10-21) or
+	// Anthropic's anthropic-version (default 2023-06-01).
+	APIVersion string `yaml:"api_version"`
+	// Unsupported lists features this provider's models lack: tools,
+	// images, json_schema, json_object, embeddings. Requests that need one
+	// skip the provider.
+	Unsupported []string `yaml:"unsupported"`
 }
 
 // Timeouts bound one upstream call.

@@ -16,6 +16,7 @@ var vendorEnv = []struct {
 	{"deepseek", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL"},
 	{"together", "TOGETHER_API_KEY", "TOGETHER_BASE_URL"},
 	{"openrouter", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"},
+	{"azure", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT"},
 	{"ollama", "", "OLLAMA_HOST"},
 	{"vllm", "", "VLLM_BASE_URL"},
 	{"llamacpp", "", "LLAMACPP_BASE_URL"},
@@ -31,6 +32,9 @@ func Detect(lookup func(string) (string, bool)) []Provider {
 		base, _ := lookup(v.baseVar)
 		if key == "" && (v.keyVar != "" || base == "") {
 			continue
+		}
+		if v.typ == "azure" && base == "" {
+			continue // Azure has no default address: its endpoint is the resource's
 		}
 		p := Provider{Name: v.typ, Type: v.typ, BaseURL: localURL(v.typ, base)}
 		if key != "" {

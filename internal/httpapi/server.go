@@ -64,6 +64,7 @@ func New(cfg Config) *Server {
 	chatAPI := wire.ChatAPI{}
 	s.mux.HandleFunc("POST /v1/chat/completions", s.api(chatAPI, s.serveTurn(chatAPI)))
 	s.mux.HandleFunc("GET /v1/models", s.api(chatAPI, s.models))
+	s.mux.HandleFunc("POST /v1/embeddings", s.api(chatAPI, s.embeddings))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Registry != nil {

@@ -113,10 +113,23 @@ const (
 	FeatureImages
 	FeatureJSONSchema
 	FeatureJSONObject
+	// FeatureEmbeddings is serving embeddings (an Embedder that lacks it
+	// for some models or dialects says so through Capable).
+	FeatureEmbeddings
 )
 
 func (f Feature) String() string {
-	return [...]string{"tools", "images", "json_schema", "json_object"}[f]
+	return [...]string{"tools", "images", "json_schema", "json_object", "embeddings"}[f]
+}
+
+// ParseFeature returns the Feature named s.
+func ParseFeature(s string) (Feature, bool) {
+	for f := FeatureTools; f <= FeatureEmbeddings; f++ {
+		if f.String() == s {
+			return f, true
+		}
+	}
+	return 0, false
 }
 
 // Needs returns the features r uses.

@@ -24,6 +24,9 @@ func (rt *Router) Embed(ctx context.Context, route *Route, r *llm.EmbedRequest) 
 		sl := plan[0]
 		now := rt.now()
 		e, ok := sl.t.Provider.(llm.Embedder)
+		if c, capable := sl.t.Provider.(llm.Capable); capable && ok {
+			ok = c.Supports(sl.t.Model, llm.FeatureEmbeddings)
+		}
 		if !ok {
 			recs = append(recs, chat.Attempt{Provider: sl.t.Provider.Name(), Model: sl.t.Model, Start: now,
 				Reason: "skipped", Outcome: chat.OutcomeSkipped, Error: "the target does not serve embeddings"})

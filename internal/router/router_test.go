@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
 	"log/slog"
+	"strings"
 	"testing"
 	"testing/synctest"
 
@@ -252,7 +252,9 @@ type embedder struct {
 	fn func(*llm.EmbedRequest) (*llm.Embeddings, error)
 }
 
-func (e embedder) Embed(_ context.Context, r *llm.EmbedRequest) (*llm.Embeddings, error) { return e.fn(r) }
+func (e embedder) Embed(_ context.Context, r *llm.EmbedRequest) (*llm.Embeddings, error) {
+	return e.fn(r)
+}
 
 func TestEmbed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -68,6 +68,34 @@ func (run *Runner) Start(ctx context.Context, m Meta, req *llm.Request) (*Turn, 
 	return t, nil
 }
 
+// Embed serves an embeddings request and records it.
+func (run *Runner) Embed(ctx context.Context, m Meta, req *llm.EmbedRequest) (*llm.Embeddings, func(status int, err error), error) {
+	rec := &chat.Request{ID: m.ID, Time: m.Start, KeyID: m.KeyID, API: m.API, Model: req.Model}
+	finish := func(status int, err error) {
+		rec.Status, rec.Duration = status, run.now().Sub(rec.Time)
+		if err != nil {
+			rec.Error = errorText(err)
+		}
+		if run.Recorder != nil {
+			run.Recorder.Record(rec)
+		}
+	}
+	route, err := run.Router.Resolve(req.Model)
+	if err != nil {
+		return nil, finish, err
+	}
+	out, attempts, err := run.Router.Embed(ctx, route, req)
+	rec.Attempts = attempts
+	if err != nil {
+		return nil, finish, err
+	}
+	if n := len(attempts); n > 0 {
+		rec.Provider, rec.ServedModel = attempts[n-1].Provider, attempts[n-1].Model
+	}
+	rec.InputTokens = out.Usage.Input
+	return out, finish, nil
+}
+
 // Target names the provider and model serving the answer.
 func (t *Turn) Target() string { return t.stream.Target().String() }
 

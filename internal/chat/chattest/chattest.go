@@ -21,6 +21,9 @@ import (
 type Stores struct {
 	Keys     chat.KeyStore
 	Requests chat.RequestStore
+	// Responses may be nil for an implementation that does not store
+	// responses; its tests are then skipped.
+	Responses chat.ResponseStore
 }
 
 // Run runs the conformance suite. open must return empty stores, distinct
@@ -40,6 +43,7 @@ type Stores struct {
 func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
 	t.Run("Requests", func(t *testing.T) { testRequests(t, open) })
+	t.Run("Responses", func(t *testing.T) { testResponses(t, open) })
 }
 
 // base is the suite's reference time, at microsecond precision.

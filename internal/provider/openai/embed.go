@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/keel-ai/keel/internal/llm"
 	"github.com/keel-ai/keel/internal/provider"
@@ -18,9 +19,17 @@ var _ llm.Embedder = (*Client)(nil)
 // as decimal text fit.
 const maxEmbedBody = 128 << 20
 
-// Embeds reports whether the dialect serves embeddings. Every Client is an
-// llm.Embedder, so the router asks this to skip the ones that are not.
-func (c *Client) Embeds() bool { return !c.cfg.Dialect.NoEmbeddings }
+// Supports reports whether the provider serves feature f (llm.Capable):
+// embeddings unless the dialect has none, and everything else unless the
+// config lists it as unsupported.
+func (c *Client) Supports(model string, f llm.Feature) bool {
+	if f == llm.FeatureEmbeddings && c.cfg.Dialect.NoEmbeddings {
+		return false
+	}
+	return !slices.Contains(c.cfg.Unsupported, f)
+}
+
+var _ llm.Capable = (*Client)(nil)
 
 // Embed sends r to the upstream's embeddings endpoint, with the same keys,
 // headers, deadlines and error classification as Chat. Errors are

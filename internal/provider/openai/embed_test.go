@@ -115,8 +115,8 @@ func TestEmbedNoEmbeddings(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			u := newUpstream(t, serveEmbeddings(t))
 			c := newClient(t, u, Config{Dialect: d})
-			if c.Embeds() != !d.NoEmbeddings {
-				t.Errorf("Embeds() = %v with NoEmbeddings %v", c.Embeds(), d.NoEmbeddings)
+			if c.Supports("m", llm.FeatureEmbeddings) != !d.NoEmbeddings {
+				t.Errorf("Supports(embeddings) = %v with NoEmbeddings %v", c.Supports("m", llm.FeatureEmbeddings), d.NoEmbeddings)
 			}
 			if !d.NoEmbeddings {
 				return

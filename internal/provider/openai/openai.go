@@ -42,6 +42,9 @@ type Config struct {
 	// silence between body reads. Zero disables each.
 	HeaderTimeout time.Duration
 	IdleTimeout   time.Duration
+	// Unsupported lists features the provider's models lack (from the
+	// config); the router skips the provider for requests that need one.
+	Unsupported []llm.Feature
 	// Log receives malformed-chunk warnings. If nil, slog.Default().
 	Log *slog.Logger
 }

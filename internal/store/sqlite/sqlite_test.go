@@ -33,13 +33,13 @@ func TestConformance(t *testing.T) {
 	t.Run("File", func(t *testing.T) {
 		chattest.Run(t, func(t *testing.T) chattest.Stores {
 			db := openTest(t, filepath.Join(t.TempDir(), "keel.db"))
-			return chattest.Stores{Keys: db, Requests: db}
+			return chattest.Stores{Keys: db, Requests: db, Responses: db}
 		})
 	})
 	t.Run("Memory", func(t *testing.T) {
 		chattest.Run(t, func(t *testing.T) chattest.Stores {
 			db := openTest(t, ":memory:")
-			return chattest.Stores{Keys: db, Requests: db}
+			return chattest.Stores{Keys: db, Requests: db, Responses: db}
 		})
 	})
 }
