@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/keel-ai/keel/internal/auth"
+	"github.com/keel-ai/keel/internal/chat"
 	"github.com/keel-ai/keel/internal/config"
 	"github.com/keel-ai/keel/internal/httpapi"
 	"github.com/keel-ai/keel/internal/journal"
@@ -88,7 +89,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	jr := journal.New(db, log, journal.Options{})
 	var draining atomic.Bool
+	var responses chat.ResponseStore
+	if r := cfg.Store.Responses; r == nil || *r {
+		responses = db
+	}
 	api := httpapi.New(httpapi.Config{
+		Responses:    responses,
 		Turns:        &turn.Runner{Router: rt, Recorder: jr, RecordContent: cfg.Store.RecordContent},
 		Router:       rt,
 		Auth:         authn,

@@ -118,6 +118,11 @@ type Store struct {
 	// RecordContent stores prompt and completion text with each request
 	// record. Off by default: keel records metadata only.
 	RecordContent bool `yaml:"record_content"`
+	// Responses keeps the Responses-API responses a client asks to store
+	// (store: true, that API's default), under the client's key, so that
+	// previous_response_id works. Nil means on; false makes /v1/responses
+	// stateless and keeps no conversation content.
+	Responses *bool `yaml:"responses"`
 }
 
 // Provider is one upstream endpoint.

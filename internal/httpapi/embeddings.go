@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/keel-ai/keel/internal/auth"
 	"github.com/keel-ai/keel/internal/turn"
 	"github.com/keel-ai/keel/internal/wire"
 )
@@ -22,10 +21,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) int {
 	if err != nil {
 		return writeError(w, api, err)
 	}
-	m := turn.Meta{ID: w.Header().Get("X-Request-Id"), API: "embeddings", Start: start}
-	if k, ok := auth.KeyFrom(r.Context()); ok {
-		m.KeyID = k.ID
-	}
+	m := turn.Meta{ID: w.Header().Get("X-Request-Id"), API: "embeddings", Start: start, KeyID: keyID(r)}
 	out, finish, err := s.cfg.Turns.Embed(r.Context(), m, &req.EmbedRequest)
 	if err != nil {
 		status := writeError(w, api, err)

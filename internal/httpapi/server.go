@@ -34,6 +34,9 @@ type Config struct {
 	Router *router.Router
 	// Auth checks API keys. Nil means keel is open (loopback, no keys).
 	Auth Authenticator
+	// Responses stores Responses-API responses for previous_response_id.
+	// Nil makes /v1/responses stateless.
+	Responses chat.ResponseStore
 	// Simulated names the providers that are keel's simulator, labelled as
 	// such in /v1/models.
 	Simulated map[string]bool
@@ -65,6 +68,7 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("POST /v1/chat/completions", s.api(chatAPI, s.serveTurn(chatAPI)))
 	s.mux.HandleFunc("GET /v1/models", s.api(chatAPI, s.models))
 	s.mux.HandleFunc("POST /v1/embeddings", s.api(chatAPI, s.embeddings))
+	s.mux.HandleFunc("POST /v1/responses", s.api(wire.ResponsesAPI{}, s.responses))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Registry != nil {

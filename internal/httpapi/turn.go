@@ -40,29 +40,39 @@ func (s *Server) serveTurn(api clientAPI) handler {
 		if err != nil {
 			return writeError(w, api, err)
 		}
-		m := turn.Meta{ID: w.Header().Get("X-Request-Id"), API: api.Name(), Start: start}
-		if k, ok := auth.KeyFrom(r.Context()); ok {
-			m.KeyID = k.ID
-		}
-		t, err := s.cfg.Turns.Start(r.Context(), m, req)
-		if err != nil {
-			status := writeError(w, api, err)
-			t.Finish(status, err)
-			return status
-		}
-		w.Header().Set("X-Keel-Target", t.Target())
-		var status int
-		if req.Stream {
-			status, err = s.stream(w, t, api.Encoder(req))
-		} else {
-			status, err = s.answer(w, t, api)
-		}
-		if status == http.StatusOK {
-			s.metrics.ttft.WithLabelValues(req.Model).Observe(t.TTFT().Seconds())
-		}
+		return s.runTurn(w, r, api, req, start)
+	}
+}
+
+// runTurn runs a decoded request and writes its answer in api's format.
+func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, api clientAPI, req *llm.Request, start time.Time) int {
+	m := turn.Meta{ID: w.Header().Get("X-Request-Id"), API: api.Name(), Start: start, KeyID: keyID(r)}
+	t, err := s.cfg.Turns.Start(r.Context(), m, req)
+	if err != nil {
+		status := writeError(w, api, err)
 		t.Finish(status, err)
 		return status
 	}
+	w.Header().Set("X-Keel-Target", t.Target())
+	var status int
+	if req.Stream {
+		status, err = s.stream(w, t, api.Encoder(req))
+	} else {
+		status, err = s.answer(w, t, api)
+	}
+	if status == http.StatusOK {
+		s.metrics.ttft.WithLabelValues(req.Model).Observe(t.TTFT().Seconds())
+	}
+	t.Finish(status, err)
+	return status
+}
+
+// keyID returns the id of the API key the request came with, if any.
+func keyID(r *http.Request) string {
+	if k, ok := auth.KeyFrom(r.Context()); ok {
+		return k.ID
+	}
+	return ""
 }
 
 // stream relays the answer as SSE, flushing as events arrive: after every
