@@ -29,6 +29,13 @@ type encoder interface {
 	appendWhole(b []byte, rep *reply, u usage) []byte
 }
 
+// refuser is implemented by encoders whose format refuses a prompt with a
+// successful response, not an error status: Gemini's promptFeedback with a
+// blockReason. A content_filter fault is then that response.
+type refuser interface {
+	appendRefusal(b []byte, stream bool) []byte
+}
+
 // usage is the token accounting of a reply.
 type usage struct {
 	prompt, completion int
@@ -221,6 +228,11 @@ func (rn *run) whole(rep *reply, f *Fault, ttft, per time.Duration) {
 
 // fail sends an error response.
 func (rn *run) fail(fl *failure) {
+	if r, ok := rn.enc.(refuser); ok && fl.kind == failContentFilter {
+		rn.header(200, rn.enc.contentType(rn.rec.Stream))
+		rn.emit(r.appendRefusal(rn.buf[:0], rn.rec.Stream))
+		return
+	}
 	h := rn.w.Header()
 	if fl.retryAfter > 0 {
 		if fl.retryAfterDate {
