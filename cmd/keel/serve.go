@@ -21,8 +21,6 @@ import (
 	"github.com/keel-ai/keel/internal/httpapi"
 	"github.com/keel-ai/keel/internal/journal"
 	"github.com/keel-ai/keel/internal/llm"
-	"github.com/keel-ai/keel/internal/provider"
-	"github.com/keel-ai/keel/internal/provider/openai"
 	"github.com/keel-ai/keel/internal/router"
 	"github.com/keel-ai/keel/internal/sim"
 	"github.com/keel-ai/keel/internal/store/sqlite"
@@ -144,43 +142,17 @@ func buildRouter(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 	byName := map[string]llm.Provider{}
 	var provs []router.Provider
 	for i, p := range cfg.Providers {
-		typ := p.Type
-		if typ == "" {
-			typ = "openai"
-			if _, ok := openai.Dialects[p.Name]; ok {
-				typ = p.Name
-			}
+		prov, malformed, err := newProvider(i, p, log)
+		if err != nil {
+			return nil, nil, err
 		}
-		d, ok := openai.Dialects[typ]
-		if !ok {
-			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].type", i), Msg: fmt.Sprintf("unknown type %q (known: %s)", typ, dialectNames())}
-		}
-		simulated[p.Name] = typ == "sim"
-		if !d.Local && len(p.APIKeys) == 0 && p.BaseURL == "" {
-			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].api_keys", i), Msg: fmt.Sprintf("%s needs an API key", typ)}
-		}
-		if d.BaseURL == "" && p.BaseURL == "" {
-			return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].base_url", i), Msg: fmt.Sprintf("%s has no default address: set base_url", typ)}
-		}
-		var unsupported []llm.Feature
-		for j, name := range p.Unsupported {
-			f, ok := llm.ParseFeature(name)
-			if !ok {
-				return nil, nil, &config.FieldError{Field: fmt.Sprintf("providers[%d].unsupported[%d]", i, j), Msg: fmt.Sprintf("%q is not one of tools, images, json_schema, json_object, embeddings", name)}
-			}
-			unsupported = append(unsupported, f)
-		}
-		c := openai.New(openai.Config{
-			Name: p.Name, Dialect: d, BaseURL: p.BaseURL, Keys: p.APIKeys, Headers: p.Headers,
-			HeaderTimeout: p.Timeouts.Header, IdleTimeout: p.Timeouts.Idle, Log: log,
-			APIVersion: p.APIVersion, Unsupported: unsupported,
-		}, provider.NewHTTPClient(p.Timeouts.Connect))
+		simulated[p.Name] = providerType(p) == "sim"
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "keel_upstream_malformed_chunks_total", Help: "Upstream stream chunks that could not be decoded and were skipped.",
 			ConstLabels: prometheus.Labels{"provider": p.Name},
-		}, func() float64 { return float64(c.Malformed.Load()) }))
-		byName[p.Name] = c
-		provs = append(provs, router.Provider{Provider: c, Models: p.Models})
+		}, malformed))
+		byName[p.Name] = prov
+		provs = append(provs, router.Provider{Provider: prov, Models: p.Models})
 	}
 	var routes []router.Route
 	for _, m := range cfg.Models {
@@ -252,15 +224,6 @@ func builtinModels() []string {
 	}
 	slices.Sort(ms)
 	return ms
-}
-
-func dialectNames() string {
-	var ns []string
-	for n := range openai.Dialects {
-		ns = append(ns, n)
-	}
-	slices.Sort(ns)
-	return fmt.Sprint(ns)
 }
 
 func providerNames(ps []config.Provider) []string {
