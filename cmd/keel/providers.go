@@ -9,6 +9,7 @@ import (
 	"github.com/keel-ai/keel/internal/config"
 	"github.com/keel-ai/keel/internal/llm"
 	"github.com/keel-ai/keel/internal/provider"
+	"github.com/keel-ai/keel/internal/provider/anthropic"
 	"github.com/keel-ai/keel/internal/provider/gemini"
 	"github.com/keel-ai/keel/internal/provider/openai"
 )
@@ -27,7 +28,7 @@ func providerType(p config.Provider) string {
 
 // providerTypes lists every type a provider can have.
 func providerTypes() []string {
-	ts := []string{"gemini"}
+	ts := []string{"anthropic", "gemini"}
 	for n := range openai.Dialects {
 		ts = append(ts, n)
 	}
@@ -51,6 +52,15 @@ func newProvider(i int, p config.Provider, log *slog.Logger) (llm.Provider, func
 	}
 	hc := provider.NewHTTPClient(p.Timeouts.Connect)
 	switch typ := providerType(p); typ {
+	case "anthropic":
+		if len(p.APIKeys) == 0 && p.BaseURL == "" {
+			return nil, nil, field("api_keys", "anthropic needs an API key")
+		}
+		c := anthropic.New(anthropic.Config{
+			Name: p.Name, BaseURL: p.BaseURL, Keys: p.APIKeys, Version: p.APIVersion, Headers: p.Headers,
+			HeaderTimeout: p.Timeouts.Header, IdleTimeout: p.Timeouts.Idle, Log: log,
+		}, hc)
+		return c, func() float64 { return float64(c.Malformed.Load()) }, nil
 	case "gemini":
 		if len(p.APIKeys) == 0 && p.BaseURL == "" {
 			return nil, nil, field("api_keys", "gemini needs an API key")

@@ -11,6 +11,7 @@ var vendorEnv = []struct {
 	baseVar string // an optional base URL override
 }{
 	{"openai", "OPENAI_API_KEY", "OPENAI_BASE_URL"},
+	{"anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"},
 	{"gemini", "GEMINI_API_KEY", "GEMINI_BASE_URL"},
 	{"mistral", "MISTRAL_API_KEY", "MISTRAL_BASE_URL"},
 	{"groq", "GROQ_API_KEY", "GROQ_BASE_URL"},

@@ -69,6 +69,9 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /v1/models", s.api(chatAPI, s.models))
 	s.mux.HandleFunc("POST /v1/embeddings", s.api(chatAPI, s.embeddings))
 	s.mux.HandleFunc("POST /v1/responses", s.api(wire.ResponsesAPI{}, s.responses))
+	messagesAPI := wire.MessagesAPI{}
+	s.mux.HandleFunc("POST /v1/messages", s.api(messagesAPI, s.serveTurn(messagesAPI)))
+	s.mux.HandleFunc("POST /v1/messages/count_tokens", s.api(messagesAPI, s.countTokens))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Registry != nil {

@@ -322,6 +322,42 @@ type Embeddings struct {
 	Usage   Usage
 }
 
+// TokenCounter is implemented by providers that count a request's input
+// tokens themselves (Anthropic's count_tokens).
+type TokenCounter interface {
+	CountTokens(ctx context.Context, r *Request) (int, error)
+}
+
+// EstimateTokens approximates a request's input tokens where no upstream
+// can count them: a token per 4 bytes of text (rounded up), plus 4 per
+// message for the chat framing, plus the tool schemas counted the same
+// way, plus 1,000 per image. Real tokenizers differ by vendor and
+// language; expect ±20 % on English prose.
+func EstimateTokens(r *Request) int {
+	n := 0
+	text := func(s string) { n += (len(s) + 3) / 4 }
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		n += 4
+		for _, p := range m.Content {
+			if p.Type == PartImage {
+				n += 1000
+			}
+			text(p.Text)
+		}
+		for _, c := range m.ToolCalls {
+			text(c.Name)
+			text(c.Arguments)
+		}
+	}
+	for _, t := range r.Tools {
+		text(t.Name)
+		text(t.Description)
+		text(string(t.Parameters))
+	}
+	return n
+}
+
 // Embedder is implemented by providers that serve embeddings.
 type Embedder interface {
 	Embed(ctx context.Context, r *EmbedRequest) (*Embeddings, error)

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/provider/anthropic"
 	"github.com/keel-ai/keel/internal/provider/gemini"
 	"github.com/keel-ai/keel/internal/provider/openai"
 	"github.com/keel-ai/keel/internal/sim"
@@ -24,8 +25,9 @@ func TestDifferential(t *testing.T) {
 	defer srv.Close()
 	quiet := slog.New(slog.DiscardHandler)
 	vendors := map[string]llm.Provider{
-		"openai": openai.New(openai.Config{Name: "openai", Dialect: openai.Dialects["sim"], BaseURL: srv.URL + "/v1", Log: quiet}, srv.Client()),
-		"gemini": gemini.New(gemini.Config{Name: "gemini", BaseURL: srv.URL + "/v1beta", Log: quiet}, srv.Client()),
+		"openai":    openai.New(openai.Config{Name: "openai", Dialect: openai.Dialects["sim"], BaseURL: srv.URL + "/v1", Log: quiet}, srv.Client()),
+		"gemini":    gemini.New(gemini.Config{Name: "gemini", BaseURL: srv.URL + "/v1beta", Log: quiet}, srv.Client()),
+		"anthropic": anthropic.New(anthropic.Config{Name: "anthropic", BaseURL: srv.URL + "/v1", Log: quiet}, srv.Client()),
 	}
 	weather := llm.Tool{Name: "get_weather", Parameters: json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`)}
 	requests := map[string]*llm.Request{

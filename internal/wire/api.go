@@ -27,7 +27,7 @@ type StreamEncoder interface {
 type ChatAPI struct{}
 
 // Name names the API in records.
-func (ChatAPI) Name() string { return "chat.completions" }
+func (ChatAPI) Name() string { return llm.SourceChat }
 
 // Decode decodes a request body.
 func (ChatAPI) Decode(body []byte) (*llm.Request, error) { return DecodeChatRequest(body) }

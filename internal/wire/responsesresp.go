@@ -28,7 +28,7 @@ type ResponsesAPI struct {
 }
 
 // Name names the API in records.
-func (ResponsesAPI) Name() string { return "openai.responses" }
+func (ResponsesAPI) Name() string { return llm.SourceResponses }
 
 // Decode decodes a request body that refers to no stored response.
 func (ResponsesAPI) Decode(body []byte) (*llm.Request, error) {

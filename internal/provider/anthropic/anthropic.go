@@ -203,6 +203,8 @@ func skipLead(ev *llm.Event, lead *string) {
 	}
 }
 
+var _ llm.TokenCounter = (*Client)(nil)
+
 // CountTokens asks Anthropic how many input tokens r's prompt takes
 // (POST /v1/messages/count_tokens).
 func (c *Client) CountTokens(ctx context.Context, r *llm.Request) (int, error) {
