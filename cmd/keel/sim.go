@@ -38,7 +38,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	srv := &http.Server{Handler: sim.New(cfg, sim.WithLogger(log)), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "keel sim: SIMULATED vendor at http://%[1]s — OpenAI /v1/chat/completions and /v1/embeddings, Anthropic /v1/messages, Gemini /v1beta/models/{model}:generateContent\n", ln.Addr())
+	fmt.Fprintf(stdout, "keel sim: SIMULATED vendor at http://%[1]s/v1 (OpenAI chat completions and embeddings, Anthropic messages); Gemini at http://%[1]s/v1beta\n", ln.Addr())
 	go func() {
 		<-ctx.Done()
 		srv.Close()
