@@ -125,6 +125,13 @@ func (s *chunkScanner) str() (raw []byte, esc bool, ok bool) {
 	start := s.i
 	ascii := true
 	for s.i < len(s.b) {
+		// Skip the plain run in a tight loop: most bytes are plain.
+		for s.i < len(s.b) && plain[s.b[s.i]] {
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -152,15 +159,22 @@ func (s *chunkScanner) str() (raw []byte, esc bool, ok bool) {
 			}
 		case c < 0x20:
 			return nil, false, false
-		default:
-			if c >= utf8.RuneSelf {
-				ascii = false
-			}
+		default: // c >= utf8.RuneSelf
+			ascii = false
 			s.i++
 		}
 	}
 	return nil, false, false
 }
+
+// plain marks the bytes a string can hold as they are: printable ASCII
+// other than the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHexQuad(b []byte) bool {
 	for _, c := range b {
@@ -341,7 +355,7 @@ func (s *chunkScanner) delta(ch *chatChoiceIn) bool {
 // encoding/json matches keys: such a key must go the slow way.
 func folds(key []byte, names ...string) bool {
 	for _, n := range names {
-		if bytes.EqualFold(key, []byte(n)) {
+		if len(key) == len(n) && bytes.EqualFold(key, []byte(n)) {
 			return true
 		}
 	}
