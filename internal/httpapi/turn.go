@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/keel-ai/keel/internal/auth"
@@ -142,13 +143,15 @@ func (s *Server) answer(w http.ResponseWriter, t *turn.Turn, api clientAPI) (int
 			raw = append([]byte(nil), ev.Raw...)
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	if raw != nil {
-		w.Write(raw)
-	} else {
-		w.Write(api.AppendAnswer(nil, &a))
+	if raw == nil {
+		raw = api.AppendAnswer(nil, &a)
 	}
+	// With its length known, the body leaves in one write, unchunked.
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(raw)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(raw)
 	return http.StatusOK, nil
 }
 
