@@ -47,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return simulate(ctx, args, stdout, stderr)
 	case "keys":
 		return keys(ctx, args, stdout, stderr)
+	case "drill":
+		return drill(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "keel", version)
 		return nil
@@ -63,6 +65,7 @@ commands:
   serve     run the gateway (default)
   sim       run the vendor simulator
   keys      manage API keys: keys create --name NAME | keys list | keys revoke ID
+  drill     chaos drill: keel against a failing simulated vendor, every answer judged
   version   print the version
 
 Run "keel COMMAND -h" for a command's flags.`

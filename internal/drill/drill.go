@@ -182,8 +182,8 @@ type request struct {
 }
 
 // do sends request i and judges the answer.
-func (c Config) do(ctx context.Context, hc *http.Client, i int) Result {
-	r := Result{Index: i, Prompt: Prompt(c.Prefix, i)}
+func (c Config) do(ctx context.Context, hc *http.Client, i int) (r Result) {
+	r = Result{Index: i, Prompt: Prompt(c.Prefix, i)}
 	switch c.Mode {
 	case Mixed:
 		r.Stream = i%2 == 0

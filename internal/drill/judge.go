@@ -43,6 +43,17 @@ func (v Verdict) String() string {
 // MarshalText makes a Verdict its name in JSON.
 func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
 
+// UnmarshalText reads a Verdict by name, so that -json reports read back.
+func (v *Verdict) UnmarshalText(b []byte) error {
+	for i, n := range verdictNames {
+		if n == string(b) {
+			*v = Verdict(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("drill: unknown verdict %q", b)
+}
+
 // Reply is what a client got for one request, as the judge needs it.
 type Reply struct {
 	// Status is the HTTP status, or 0 when no response arrived.

@@ -79,18 +79,22 @@ type Report struct {
 	// (Attempts - Requests) / Requests.
 	Attempts int     `json:"attempts"`
 	Extra    float64 `json:"extra_attempts"`
+	// Exposed counts the requests that met at least one injected fault:
+	// how much of the run the faults actually reached.
+	Exposed int `json:"exposed"`
 	// ByModel counts attempts per simulated model.
 	ByModel map[string]Models `json:"by_model"`
 	// Faults counts the attempts per injected fault name.
 	Faults map[string]int `json:"faults"`
-	// Failures are the first non-complete answers of each verdict, at most
-	// maxFailures each.
-	Failures []Failure    `json:"failures,omitempty"`
+	// Failures are the first non-complete answers of each verdict (and,
+	// for errors, of each kind), at most maxFailures each.
+	Failures []Failure     `json:"failures,omitempty"`
 	Elapsed  time.Duration `json:"elapsed_ns"`
 }
 
-// maxFailures is how many failures of each verdict a Report keeps.
-const maxFailures = 5
+// maxFailures is how many failures of each verdict and error kind a
+// Report keeps.
+const maxFailures = 3
 
 // Summarize sums up results and the simulator's attempt log of the same
 // run (attempts of other requests, untagged, count toward the totals too).
@@ -115,9 +119,15 @@ func Summarize(results []Result, attempts []sim.Attempt, elapsed time.Duration) 
 		r.Extra = float64(r.Attempts-r.Requests) / float64(r.Requests)
 	}
 	var lat, ttft []time.Duration
-	kept := map[Verdict]int{}
+	kept := map[string]int{} // by verdict and error kind
 	for _, res := range results {
 		lat = append(lat, res.Latency)
+		for _, a := range byTag[tagOf(res.Index)] {
+			if a.Fault != "" {
+				r.Exposed++
+				break
+			}
+		}
 		if res.Stream {
 			r.Streams++
 			if res.TTFT > 0 {
@@ -142,8 +152,8 @@ func Summarize(results []Result, attempts []sim.Attempt, elapsed time.Duration) 
 			}
 			r.ErrorKinds[res.Reply.ErrKind]++
 		}
-		if kept[res.Verdict] < maxFailures {
-			kept[res.Verdict]++
+		if k := res.Verdict.String() + " " + res.Reply.ErrKind; kept[k] < maxFailures {
+			kept[k]++
 			r.Failures = append(r.Failures, Failure{Result: res, Upstream: byTag[tagOf(res.Index)]})
 		}
 	}
@@ -201,6 +211,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	p("latency p50 / p95 / p99\t%s / %s / %s\t(max %s)\t", ms(r.Latency.P50), ms(r.Latency.P95), ms(r.Latency.P99), ms(r.Latency.Max))
 	p("TTFT p50 / p95 / p99\t%s / %s / %s\t(%d streams, max %s)\t", ms(r.TTFT.P50), ms(r.TTFT.P95), ms(r.TTFT.P99), r.TTFT.N, ms(r.TTFT.Max))
+	p("met a fault\t%d\t%s of requests\t", r.Exposed, pct(share(r.Exposed, n)))
 	p("upstream attempts\t%d\t+%s extra\t", r.Attempts, pct(r.Extra))
 	for _, m := range slices.Sorted(maps.Keys(r.ByModel)) {
 		c := r.ByModel[m]
@@ -299,6 +310,13 @@ func WriteHedging(w io.Writer, hs []Hedging) error {
 	for _, h := range hs {
 		fmt.Fprintf(w, "%s: %s; hedging cost +%s upstream requests; p99 %s → %s (×%.2f)\n", h.Profile.Name, h.Profile.About,
 			pct(h.Cost), ms(h.Off.TTFT.P99), ms(h.On.TTFT.P99), h.P99Ratio)
+	}
+	for _, h := range hs {
+		for _, r := range []*Report{h.Off, h.On} {
+			for _, f := range r.Failures {
+				f.write(w)
+			}
+		}
 	}
 	return nil
 }

@@ -48,8 +48,14 @@ func (c Continue) Target() string {
 }
 
 // chaosShares are the chaos drill's rate faults with the share of the
-// primary's attempts each should strike (about 29% together; the flap adds
-// about 3% more). Cuts and stalls come at several points of the answer.
+// primary's attempts each should strike (30% together; the flap adds its
+// window). Cuts and stalls come at several points of the answer.
+//
+// A 429 with Retry-After cools the target for every request until it
+// passes (router: coolUntil), so at hundreds of attempts a second a frequent
+// one-second Retry-After would keep the primary out of the drill almost all
+// the time; like OpenAI, the drill's 429 sends retry-after-ms next to
+// Retry-After, and it is rarer than the others.
 func chaosShares(tokens int) []struct {
 	f     sim.Fault
 	share float64
@@ -58,18 +64,18 @@ func chaosShares(tokens int) []struct {
 		f     sim.Fault
 		share float64
 	}{
-		{sim.Fault{Name: "429-retry-after", Kind: sim.FaultHTTPError, Status: 429, RetryAfter: time.Second}, 0.03},
+		{sim.Fault{Name: "429-retry-after", Kind: sim.FaultHTTPError, Status: 429, RetryAfter: 200 * time.Millisecond, RetryAfterMS: 200}, 0.01},
 		{sim.Fault{Name: "429", Kind: sim.FaultHTTPError, Status: 429}, 0.03},
 		{sim.Fault{Name: "500", Kind: sim.FaultHTTPError, Status: 500}, 0.03},
 		{sim.Fault{Name: "503", Kind: sim.FaultHTTPError, Status: 503}, 0.03},
-		{sim.Fault{Name: "reset", Kind: sim.FaultReset}, 0.02},
-		{sim.Fault{Name: "hang", Kind: sim.FaultHang}, 0.015},
+		{sim.Fault{Name: "reset", Kind: sim.FaultReset}, 0.025},
+		{sim.Fault{Name: "hang", Kind: sim.FaultHang}, 0.02},
 		// The first token never comes in time: the role chunk, then silence.
 		{sim.Fault{Name: "slow-first-token", Kind: sim.FaultStall, After: 0, For: 10 * time.Second}, 0.015},
-		{sim.Fault{Name: "cut-early", Kind: sim.FaultCut, After: 1}, 0.01},
-		{sim.Fault{Name: "cut-mid", Kind: sim.FaultCut, After: tokens / 2}, 0.01},
-		{sim.Fault{Name: "cut-late", Kind: sim.FaultCut, After: tokens - 1}, 0.01},
-		{sim.Fault{Name: "stall-mid", Kind: sim.FaultStall, After: tokens / 3, For: 10 * time.Second}, 0.02},
+		{sim.Fault{Name: "cut-early", Kind: sim.FaultCut, After: 1}, 0.015},
+		{sim.Fault{Name: "cut-mid", Kind: sim.FaultCut, After: tokens / 2}, 0.015},
+		{sim.Fault{Name: "cut-late", Kind: sim.FaultCut, After: tokens - 1}, 0.015},
+		{sim.Fault{Name: "stall-mid", Kind: sim.FaultStall, After: tokens / 3, For: 10 * time.Second}, 0.025},
 		{sim.Fault{Name: "malformed", Kind: sim.FaultMalformed, After: tokens / 4}, 0.02},
 		{sim.Fault{Name: "no-done", Kind: sim.FaultNoDone}, 0.02},
 		{sim.Fault{Name: "context-length", Kind: sim.FaultContextLength}, 0.015},
@@ -81,21 +87,24 @@ func chaosShares(tokens int) []struct {
 // that 2000 requests take seconds.
 func chaosLatency(tokens int) sim.Profile {
 	return sim.Profile{
-		Headers: sim.Dist[time.Duration]{Kind: sim.Lognormal, Median: 20 * time.Millisecond, Sigma: 0.5, Min: 2 * time.Millisecond, Max: 500 * time.Millisecond},
-		TTFT:    sim.Dist[time.Duration]{Kind: sim.Lognormal, Median: 40 * time.Millisecond, Sigma: 0.5, Min: 5 * time.Millisecond, Max: time.Second},
-		TPS:     sim.Dist[float64]{Value: 400},
+		Headers: sim.Dist[time.Duration]{Kind: sim.Lognormal, Median: 50 * time.Millisecond, Sigma: 0.5, Min: 5 * time.Millisecond, Max: time.Second},
+		TTFT:    sim.Dist[time.Duration]{Kind: sim.Lognormal, Median: 100 * time.Millisecond, Sigma: 0.5, Min: 10 * time.Millisecond, Max: time.Second},
+		TPS:     sim.Dist[float64]{Kind: sim.Lognormal, Median: 100, Sigma: 0.25, Min: 30, Max: 300},
 		Tokens:  tokens,
 	}
 }
 
 // Chaos returns the simulator setup of the chaos drill: model Primary fails
 // about 30% of its attempts, across every fault class keel handles, and
-// flaps (503s for 300ms every 10s); model Fallback is healthy and continues
-// broken answers as c says. tokens is the answer length (at least 4).
-func Chaos(seed int64, tokens int, c Continue) sim.Config {
+// flaps once (503s for 250ms, 2s in); model Fallback continues broken
+// answers as c says, and breaks mid-stream itself (cut early, cut midway, or
+// stalled) on fallbackFaults of its attempts, 0 for a healthy fallback, so
+// that continuations also land on the primary. tokens is the answer length
+// (at least 4).
+func Chaos(seed int64, tokens int, c Continue, fallbackFaults float64) sim.Config {
 	tokens = max(tokens, 4)
 	primary := chaosLatency(tokens)
-	primary.Faults = []sim.Fault{{Name: "flap", Kind: sim.FaultFlap, Start: 2 * time.Second, Down: 300 * time.Millisecond, Every: 10 * time.Second, FromStart: true}}
+	primary.Faults = []sim.Fault{{Name: "flap", Kind: sim.FaultFlap, Start: 2 * time.Second, Down: 250 * time.Millisecond, FromStart: true}}
 	// Faults are tried in order, each with its own draw: the rate of each
 	// is its share of the attempts the earlier ones left.
 	left := 1.0
@@ -107,6 +116,14 @@ func Chaos(seed int64, tokens int, c Continue) sim.Config {
 	}
 	fallback := chaosLatency(tokens)
 	fallback.RejectPrefill = c == ContinueReject
+	if fallbackFaults > 0 {
+		third := fallbackFaults / 3
+		fallback.Faults = []sim.Fault{
+			{Name: "fallback-cut-early", Kind: sim.FaultCut, After: 2, Rate: third},
+			{Name: "fallback-cut-mid", Kind: sim.FaultCut, After: tokens / 2, Rate: third / (1 - third)},
+			{Name: "fallback-stall", Kind: sim.FaultStall, After: 2 * tokens / 3, For: 10 * time.Second, Rate: third / (1 - 2*third)},
+		}
+	}
 	return sim.Config{
 		Seed:     seed,
 		LogLimit: 1 << 20,
