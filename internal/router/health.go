@@ -147,11 +147,21 @@ func (h *health) begin(now time.Time) {
 	h.mu.Unlock()
 }
 
-// succeed records a good attempt and its time to first token (0 if none).
+// succeed records a good attempt that has ended, and its time to first
+// token (0 if none).
 func (h *health) succeed(now time.Time, ttft time.Duration, probe bool) {
+	h.firstToken(now, ttft, probe)
+	h.done()
+}
+
+// firstToken records that an attempt produced its first token: the target
+// answers, which is what its breaker and latency estimates are about. A
+// stream that breaks later counts a strike of its own. (Recording success
+// only at a stream's end let fast failures open the breaker before any
+// success was seen: keel drill.)
+func (h *health) firstToken(now time.Time, ttft time.Duration, probe bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.inflight--
 	h.inRow = 0
 	if probe || h.state == HalfOpen {
 		h.state, h.probing, h.openFor = Closed, false, 0
@@ -159,6 +169,34 @@ func (h *health) succeed(now time.Time, ttft time.Duration, probe bool) {
 	if ttft > 0 {
 		h.observeLocked(now, ttft)
 	}
+}
+
+// done ends an attempt that produced its first token.
+func (h *health) done() {
+	h.mu.Lock()
+	h.inflight--
+	h.mu.Unlock()
+}
+
+// strike counts a failure of an attempt already counted as answering: a
+// stream that broke mid-answer.
+func (h *health) strike(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.inRow++
+	h.win.at(now).failures++
+	s := h.win.sum(now)
+	if h.state == Closed && (h.inRow >= h.cfg.Failures || (s.requests >= h.cfg.MinRequests && float64(s.failures) >= h.cfg.Ratio*float64(s.requests))) {
+		h.tripLocked(now)
+	}
+}
+
+// observe records a lower bound on the time to first token of an attempt
+// that was cancelled before it answered.
+func (h *health) observe(now time.Time, wait time.Duration) {
+	h.mu.Lock()
+	h.observeLocked(now, wait)
+	h.mu.Unlock()
 }
 
 // fail records an attempt that failed through the upstream's fault.

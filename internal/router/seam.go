@@ -109,9 +109,8 @@ func (s *Stream) finish() error {
 	s.flushOverlap()
 	s.release(nil)
 	s.done = true
-	now := s.rt.now()
-	s.endRecord(s.cur.rec, now, nil)
-	s.cur.slot.h.succeed(now, s.cur.ttft, s.cur.probe)
+	s.endRecord(s.cur.rec, s.rt.now(), nil)
+	s.cur.slot.h.done()
 	return nil
 }
 
@@ -252,9 +251,12 @@ func sameCall(a, b llm.ToolCall) bool {
 // the text before the seam.
 const overlapWindow = 32
 
-// minOverlap is the shortest repeat trimmed, so that a continuation that
-// merely starts like the text ended is left alone.
-const minOverlap = 4
+// minOverlap is the shortest repeat trimmed. Prefill continuations from
+// the vendors keel knows are exact, so a short match is the answer really
+// repeating itself ("wren wren"), not a repeat of the seam: trimming it
+// would silently drop text (regression, keel drill). Only a long repeat is
+// taken for the model restating what it was given.
+const minOverlap = 16
 
 // flushOverlap trims the longest repeat of the sent text's end from the
 // start of the held continuation text, and queues the rest.
@@ -284,10 +286,9 @@ func (s *Stream) resume(cause error) error {
 	s.endRecord(a.rec, now, cause)
 	v := decide(cause, situation{policy: s.pol, tries: s.tries[a.slot], next: s.peekSlot() != nil, left: s.pol.Total})
 	if v.upstream {
-		a.slot.h.fail(now, a.probe)
-	} else {
-		a.slot.h.release(a.probe)
+		a.slot.h.strike(now)
 	}
+	a.slot.h.done()
 	a.stream.Close()
 	a.cancel(nil)
 	if isKind(cause, llm.KindCanceled) || s.ctx.Err() != nil {

@@ -62,9 +62,14 @@ func TestSeams(t *testing.T) {
 		{"prefill continues exactly",
 			func(g **llm.Request) *llmtest.Provider { return continues("b", g, "lazy ", "dog.") },
 			ContinuePrefill, "the quick brown fox jumps over the lazy dog.", false, "the quick brown fox jumps over the "},
-		{"prefill that repeats the seam is trimmed",
-			func(g **llm.Request) *llmtest.Provider { return continues("b", g, "over the lazy ", "dog.") },
+		{"prefill that restates the seam is trimmed",
+			func(g **llm.Request) *llmtest.Provider {
+				return continues("b", g, "brown fox jumps over the lazy ", "dog.")
+			},
 			ContinuePrefill, "the quick brown fox jumps over the lazy dog.", false, "the quick brown fox jumps over the "},
+		{"a short repeat is the answer's own, and kept",
+			func(g **llm.Request) *llmtest.Provider { return continues("b", g, "the end.") },
+			ContinuePrefill, "the quick brown fox jumps over the the end.", false, "the quick brown fox jumps over the "},
 		{"restart retraces and carries on",
 			func(g **llm.Request) *llmtest.Provider {
 				return continues("b", g, "the quick ", "brown fox jumps ", "over the lazy dog.")

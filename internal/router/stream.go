@@ -136,13 +136,20 @@ func (a *attempt) run(results chan<- *attempt) {
 				break
 			}
 		}
+		if err == nil && a.timer != nil && !a.timer.Stop() {
+			// The first-token deadline fired as the token arrived: it is
+			// cancelling this attempt's context, so the stream is dead.
+			// Regression (keel drill): a winner whose timer fired after
+			// its first token broke off with "canceled".
+			err = errFirstToken
+		}
 		if err != nil {
 			st.Close()
 		} else {
 			a.stream = st
 		}
 	}
-	if err != nil && context.Cause(a.ctx) == errFirstToken {
+	if err == errFirstToken || err != nil && context.Cause(a.ctx) == errFirstToken {
 		err = &llm.Error{Kind: llm.KindTimeout, Provider: a.slot.t.Provider.Name(), Message: "no first token in time", Err: err}
 	}
 	a.err = err
@@ -202,7 +209,7 @@ func (s *Stream) race() error {
 		return true
 	}
 	next := func(reason string) bool {
-		sl := s.nextSlot()
+		sl := s.nextSlot(reason != "hedge")
 		return sl != nil && launch(sl, reason)
 	}
 	if !next("first") {
@@ -238,7 +245,7 @@ func (s *Stream) race() error {
 				retryC = retryT.C
 			case v.failover && v.wait > 0:
 				// Backing off from rate limits: the next target waits too.
-				if sl := s.nextSlot(); sl != nil {
+				if sl := s.nextSlot(true); sl != nil {
 					stop(&retryT, &retryC)
 					retrySlot, retryWhy = sl, "failover"
 					retryT = time.NewTimer(v.wait)
@@ -260,7 +267,7 @@ func (s *Stream) race() error {
 			}
 		case <-hedgeC:
 			hedgeC = nil
-			if s.peekSlot() != nil && len(running) > 0 && s.lead(running).slot.h.takeHedge(s.rt.now()) {
+			if len(s.plan) > 0 && len(running) > 0 && s.lead(running).slot.h.takeHedge(s.rt.now()) {
 				next("hedge")
 			}
 		case <-retryC:
@@ -314,7 +321,7 @@ func (s *Stream) hedgeDelay(sl *slot) time.Duration {
 	if s.pol.Hedge != nil {
 		hedge = *s.pol.Hedge
 	}
-	if !hedge || s.peekSlot() == nil {
+	if !hedge || len(s.plan) == 0 {
 		return 0
 	}
 	if s.pol.HedgeDelay > 0 {
@@ -343,7 +350,7 @@ func (s *Stream) peekSlot() *slot {
 // (issue 4). A target whose breaker is open or that is cooling down after a
 // 429 is deferred to the end, tried only when nothing else is left: during
 // an outage no latency is spent on the dead target.
-func (s *Stream) nextSlot() *slot {
+func (s *Stream) nextSlot(lastResort bool) *slot {
 	now := s.rt.now()
 	for len(s.plan) > 0 {
 		sl := s.plan[0]
@@ -360,7 +367,7 @@ func (s *Stream) nextSlot() *slot {
 		}
 		s.deferred = append(s.deferred, sl)
 	}
-	if len(s.deferred) > 0 {
+	if lastResort && len(s.deferred) > 0 {
 		sl := s.deferred[0]
 		s.deferred = s.deferred[1:]
 		return sl
@@ -462,11 +469,20 @@ func (s *Stream) failed(a *attempt) verdict {
 
 // win makes a the current attempt and cancels the others.
 func (s *Stream) win(a *attempt, losers map[*attempt]bool, results chan *attempt) {
-	if a.timer != nil {
-		a.timer.Stop()
-	}
-	a.ttft = s.rt.now().Sub(a.start)
+	now := s.rt.now()
+	a.ttft = now.Sub(a.start)
 	s.cur, s.pre = a, a.pre
+	a.slot.h.firstToken(now, a.ttft, a.probe)
+	for l := range losers {
+		// A target that lost the race is still good for a continuation
+		// (regression, keel drill: a cut after a hedged start found no
+		// target left). And its wait so far is a lower bound on its time
+		// to first token: without it, the p95 that sets the hedge delay
+		// would only ever see the winners, and drift down.
+		s.plan = append([]*slot{l.slot}, s.plan...)
+		s.tries[l.slot]--
+		l.slot.h.observe(now, now.Sub(l.start))
+	}
 	s.reap(losers, results, errLost)
 }
 
@@ -538,7 +554,7 @@ func (s *Stream) Close() error {
 	if s.cur != nil && !s.done {
 		s.done = true
 		s.endRecord(s.cur.rec, s.rt.now(), context.Canceled)
-		s.cur.slot.h.release(s.cur.probe)
+		s.cur.slot.h.done()
 	}
 	if s.cur != nil && s.cur.stream != nil {
 		s.cur.stream.Close()
