@@ -29,6 +29,9 @@ type world struct {
 	start time.Time
 	rt    *router.Router
 	prov  map[string]*openai.Client
+	// concurrent is set when several goroutines ask at once: only one may
+	// call synctest.Wait.
+	concurrent bool
 }
 
 // target names a simulated model behind the provider named prov.
@@ -82,6 +85,7 @@ type result struct {
 	usage  llm.Usage
 	err    error
 	took   time.Duration
+	ttft   time.Duration // to the first event with text
 	stream *router.Stream
 }
 
@@ -96,10 +100,14 @@ func (w *world) ask(route, prompt string, stream bool) result {
 	s, err := w.rt.Serve(context.Background(), rt, req)
 	defer s.Close()
 	var a llm.Answer
+	var ttft time.Duration
 	for err == nil {
 		var ev *llm.Event
 		ev, err = s.Recv()
 		if err == nil {
+			if ttft == 0 && ev.Text != "" {
+				ttft = time.Since(start)
+			}
 			a.Add(ev)
 		}
 	}
@@ -107,8 +115,10 @@ func (w *world) ask(route, prompt string, stream bool) result {
 		err = nil
 	}
 	s.Close()
-	synctest.Wait() // let the simulator finish logging
-	return result{string(a.Text), a.Finish, a.Usage, err, time.Since(start), s}
+	if !w.concurrent {
+		synctest.Wait() // let the simulator finish logging
+	}
+	return result{string(a.Text), a.Finish, a.Usage, err, time.Since(start), ttft, s}
 }
 
 func canonical(prompt string) string {
