@@ -621,3 +621,55 @@ func TestToolCallHeldAcrossCut(t *testing.T) {
 		}
 	})
 }
+
+// TestHoldToolCallsCost measures what holding tool calls costs (issue 3
+// asks for the figure): on a model streaming 50 tokens/s, the client gets a
+// held call's first byte when the call is complete instead of with its
+// first fragment, while the whole answer ends at the same time.
+func TestHoldToolCallsCost(t *testing.T) {
+	measure := func(hold bool) (first, total time.Duration, fragments int) {
+		synctest.Test(t, func(t *testing.T) {
+			w := newWorld(t, map[string]sim.Profile{"m": {TPS: sim.Dist[float64]{Value: 50}}},
+				map[string][]target{"r": {{"a", "m", false}}}, router.Options{Policy: router.Policy{HoldToolCalls: &hold}})
+			rt, _ := w.rt.Resolve("r")
+			start := time.Now()
+			s, err := w.rt.Serve(context.Background(), rt, &llm.Request{Model: "r", Stream: true,
+				Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("weather?")}}},
+				Tools: []llm.Tool{{Name: "get_weather", Parameters: []byte(`{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string"},"days":{"type":"integer"}},"required":["city","unit","days"]}`)}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for {
+				ev, err := s.Recv()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ev.ToolCalls) > 0 {
+					if first == 0 {
+						first = time.Since(start)
+					}
+					fragments++
+				}
+			}
+			total = time.Since(start)
+		})
+		return first, total, fragments
+	}
+	f0, t0, n0 := measure(false)
+	f1, t1, n1 := measure(true)
+	t.Logf("at 50 tokens/s: first tool-call byte %v streamed (%d fragments) vs %v held (%d); answer complete at %v vs %v", f0, n0, f1, n1, t0, t1)
+	if n1 != 1 || n0 < 2 {
+		t.Errorf("fragments: %d streamed, %d held; want several and one", n0, n1)
+	}
+	if t1 != t0 {
+		t.Errorf("holding changed the answer's end: %v vs %v", t1, t0)
+	}
+	if f1 <= f0 || f1 > t1 {
+		t.Errorf("held call's first byte at %v, want after the streamed one's (%v) and by the end (%v)", f1, f0, t1)
+	}
+}
