@@ -259,6 +259,43 @@ describe('chat completions', () => {
   });
 });
 
+// Issue 4: the same Chat Completions client, served from Anthropic's and
+// Gemini's formats. (Tool call ids are the upstream's own, or keel's where
+// Gemini has none, so they are not compared with the oracle's.)
+for (const route of ['chat-anthropic', 'chat-gemini']) {
+  describe(`chat completions from ${ROUTES[route][0]}`, () => {
+    test('non-streaming and streaming chat return the canonical answer', async () => {
+      const body = { model: route, messages: prompt(`${route} chat`) };
+      const want = await oracleText(body);
+      const r = await client().chat.completions.create(body);
+      assert.equal(r.choices[0].message.content, want.text);
+      assert.equal(r.choices[0].finish_reason, 'stop');
+      assert.equal(r.usage.prompt_tokens, want.usage.prompt_tokens);
+      assert.equal(r.usage.completion_tokens, want.usage.completion_tokens);
+      const got = await collect(await client().chat.completions.create({ ...body, stream: true }));
+      assert.equal(got.error, null);
+      assert.equal(got.text, want.text);
+      assert.equal(got.finish, 'stop');
+    });
+
+    test('tool call, streamed and not: tool_choice honoured, arguments are the oracle’s', async () => {
+      const body = { model: route, messages: prompt(`${route} tool call`), tools: TOOLS, tool_choice: TOOL_CHOICE };
+      const want = await oracle(body);
+      const [w] = want.choices[0].message.tool_calls;
+      const r = await client().chat.completions.create(body);
+      const final = await client().chat.completions.stream(body).finalChatCompletion();
+      for (const c of [r.choices[0], final.choices[0]]) {
+        assert.equal(c.finish_reason, 'tool_calls');
+        assert.equal(c.message.tool_calls?.length, 1, JSON.stringify(c.message));
+        const [g] = c.message.tool_calls;
+        assert.equal(g.function.name, w.function.name);
+        assert.ok(g.id, 'the tool call has no id');
+        assert.deepEqual(JSON.parse(g.function.arguments), JSON.parse(w.function.arguments));
+      }
+    });
+  });
+}
+
 describe('models', () => {
   test('models.list() lists every configured route', async () => {
     const ids = [];
