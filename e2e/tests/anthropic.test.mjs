@@ -12,7 +12,6 @@ import {
   ROUTES,
   VENDORS,
   anthropic,
-  knownBug,
   newAttempts,
   oracleMessage,
   route,
@@ -242,10 +241,9 @@ for (const vendor of VENDORS) {
 describe('anthropic response headers', () => {
   // Wire README §3: Anthropic answers carry request-id, which the SDKs
   // expose as _request_id (and put in their errors) for support requests.
-  // keel sends only x-request-id.
+  // Regression: keel sent only x-request-id.
   test(
     'a message carries a request-id header (the SDK’s _request_id)',
-    knownBug('/v1/messages answers have x-request-id but no request-id header'),
     async () => {
       const m = await anthropic().messages.create({ model: 'msg-openai', max_tokens: 64, messages: user('request id') });
       assert.ok(m._request_id, `_request_id is ${m._request_id}`);

@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { ROUTES, VENDORS, anthropic, client, knownBug, newAttempts, oracle, oracleText, upstream } from './lib.mjs';
+import { ROUTES, VENDORS, anthropic, client, newAttempts, oracle, oracleText, upstream } from './lib.mjs';
 
 // ORACLE is the sim.yaml profile whose answer length matches the routes'
 // (oracle-xv); CUT_AFTER is how many tokens the primary sends first.
@@ -95,12 +95,11 @@ describe('cross-vendor failover: Gemini primary cut mid-answer, OpenAI-compatibl
     assertAttempts(route, after, { total: want.usage.completion_tokens });
   });
 
-  // Bug: the prefill continuation asks the fallback for max_tokens more
-  // tokens, not for max_tokens minus those already sent, so the answer the
-  // client gets is longer than its limit (here 20 + 5).
+  // Regression: the prefill continuation asked the fallback for max_tokens
+  // more tokens, not for max_tokens minus those already sent, so the answer
+  // the client got was longer than its limit (20 + 5).
   test(
     'xv-failover-max: max_tokens bounds the whole answer, the tokens before the cut included',
-    knownBug('a prefill continuation does not subtract the tokens already sent from max_tokens'),
     async () => {
       const route = 'xv-failover-max';
       const maxTokens = 20;
@@ -146,11 +145,11 @@ describe('cross-vendor failover: Gemini primary cut mid-answer, OpenAI-compatibl
 describe('upstream errors reach the client alike from every upstream format', () => {
   for (const vendor of VENDORS) {
     const route = `filter-${vendor}`;
-    // Bug: a prompt Gemini blocks (a 200 with promptFeedback.blockReason,
-    // llm.KindContentFilter without a status) becomes 502: the SDKs retry
-    // it, and the client is told the gateway failed.
-    const opts = vendor === 'gemini' ? knownBug("a prompt Gemini's filter blocks becomes 502, not a 4xx client error") : {};
-    test(`a prompt the ${vendor} upstream's content filter refuses is a 400 client error, not retried`, opts, async () => {
+    // Regression: a prompt Gemini blocks (a 200 with
+    // promptFeedback.blockReason, llm.KindContentFilter without a status)
+    // became 502: the SDKs retried it, and the client was told the gateway
+    // failed.
+    test(`a prompt the ${vendor} upstream's content filter refuses is a 400 client error, not retried`, async () => {
       const messages = [{ role: 'user', content: say(`content filter ${vendor}`) }];
       const { after } = await newAttempts([upstream(route)], async () => {
         await assert.rejects(anthropic().messages.create({ model: route, max_tokens: 64, messages }), (e) => {
@@ -169,11 +168,10 @@ describe('upstream errors reach the client alike from every upstream format', ()
     });
   }
 
-  // Bug: the OpenAI envelope carries the Gemini status (RESOURCE_EXHAUSTED)
-  // as its type; the Anthropic one is translated (rate_limit_error).
+  // Regression: the OpenAI envelope carried the Gemini status
+  // (RESOURCE_EXHAUSTED) as its type.
   test(
     "a Gemini 429 reaches an OpenAI client as a RateLimitError in OpenAI's vocabulary",
-    knownBug("OpenAI error envelopes carry Gemini's status (RESOURCE_EXHAUSTED) as error.type"),
     async () => {
       const route = 'rate-limited-gemini';
       const messages = [{ role: 'user', content: say('gemini 429') }];

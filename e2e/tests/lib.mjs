@@ -77,14 +77,6 @@ export const ROUTES = {
 export const VENDORS = ['openai', 'anthropic', 'gemini'];
 export const route = (api, vendor) => `${api}-${vendor}`;
 
-// knownBug marks a test that fails because of a reported keel bug: it runs
-// and prints its failure as a TODO without failing the suite, so e2e/run
-// stays green until the fix lands. E2E_STRICT=1 makes it an ordinary test
-// (the fix's proof). Pass it as the test's options: test(name, knownBug(why), fn).
-export function knownBug(why) {
-  return process.env.E2E_STRICT ? {} : { todo: `keel bug: ${why}` };
-}
-
 // upstream returns the upstream model name of target i of a route.
 export const upstream = (route, i = 0) => ROUTES[route][i].split('/')[1];
 

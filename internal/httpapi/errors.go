@@ -20,22 +20,19 @@ const statusClientClosed = 499
 func errorOf(err error) wire.APIError {
 	var le *llm.Error
 	if errors.As(err, &le) {
-		e := wire.APIError{Status: http.StatusBadGateway, Message: le.Message, Type: le.Type, Param: le.Param, Code: le.Code}
+		e := wire.APIError{Status: le.Status, Message: le.Message, Type: le.Type, Param: le.Param, Code: le.Code}
 		switch {
 		case le.Kind == llm.KindCanceled:
 			e.Status = statusClientClosed
-		case le.Status >= 400:
-			e.Status = le.Status
-		case le.Kind == llm.KindTimeout:
-			e.Status = http.StatusGatewayTimeout
+		case le.Status < 400:
+			// An error that came without a status (in a stream, or a
+			// blocked prompt in a 200) gets the one its kind implies.
+			e.Status = kindStatus[le.Kind]
 		}
 		if e.Message == "" {
 			e.Message = "upstream " + le.Provider + " failed: " + le.Kind.String()
 		}
-		if e.Type == "" {
-			e.Type = typeOf(e.Status)
-		}
-		return e
+		return e // each API's encoder puts the type in its own vocabulary
 	}
 	if errors.Is(err, context.Canceled) {
 		return wire.APIError{Status: statusClientClosed, Message: "the client closed the request", Type: "invalid_request_error"}
@@ -64,25 +61,25 @@ func errorOf(err error) wire.APIError {
 	default:
 		e.Status, e.Message = http.StatusInternalServerError, "internal error"
 	}
-	e.Type = typeOf(e.Status)
+	e.Type = wire.OpenAIType("", e.Status)
 	return e
 }
 
-// typeOf is OpenAI's error type for a status.
-func typeOf(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "authentication_error"
-	case status == http.StatusForbidden:
-		return "permission_error"
-	case status == http.StatusNotFound:
-		return "not_found_error"
-	case status == http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case status >= 500:
-		return "server_error"
-	}
-	return "invalid_request_error"
+// kindStatus is the status for an upstream error that came without one.
+var kindStatus = map[llm.Kind]int{
+	llm.KindUnknown:       http.StatusBadGateway,
+	llm.KindConnect:       http.StatusBadGateway,
+	llm.KindTimeout:       http.StatusGatewayTimeout,
+	llm.KindRateLimit:     http.StatusTooManyRequests,
+	llm.KindQuota:         http.StatusTooManyRequests,
+	llm.KindOverloaded:    http.StatusServiceUnavailable,
+	llm.KindServer:        http.StatusBadGateway,
+	llm.KindAuth:          http.StatusBadGateway, // keel's credentials, not the client's
+	llm.KindNotFound:      http.StatusNotFound,
+	llm.KindInvalid:       http.StatusBadRequest,
+	llm.KindContextLength: http.StatusBadRequest,
+	llm.KindContentFilter: http.StatusBadRequest,
+	llm.KindStream:        http.StatusBadGateway,
 }
 
 func retryAfterSeconds(s float64) string {

@@ -87,7 +87,10 @@ func New(cfg Config) *Server {
 
 // ServeHTTP tags every response with a request id and recovers from panics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Request-Id", s.requestID())
+	id := s.requestID()
+	h := w.Header()
+	h.Set("X-Request-Id", id)
+	h.Set("Request-Id", id) // the name Anthropic's SDKs read
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {

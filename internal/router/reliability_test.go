@@ -635,7 +635,7 @@ func TestHoldToolCallsCost(t *testing.T) {
 			start := time.Now()
 			s, err := w.rt.Serve(context.Background(), rt, &llm.Request{Model: "r", Stream: true,
 				Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("weather?")}}},
-				Tools: []llm.Tool{{Name: "get_weather", Parameters: []byte(`{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string"},"days":{"type":"integer"}},"required":["city","unit","days"]}`)}},
+				Tools:    []llm.Tool{{Name: "get_weather", Parameters: []byte(`{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string"},"days":{"type":"integer"}},"required":["city","unit","days"]}`)}},
 			})
 			if err != nil {
 				t.Fatal(err)

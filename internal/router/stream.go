@@ -427,6 +427,12 @@ func (s *Stream) request(sl *slot) (*llm.Request, bool) {
 	}
 	r.Messages = append(slices.Clip(r.Messages), llm.Message{Role: llm.RoleAssistant, Content: []llm.Part{llm.TextPart(string(s.sent.Text))}})
 	r.Continue = true
+	if r.MaxTokens != nil {
+		// The continuation may only write what is left of the client's
+		// limit (regression, e2e: a continued answer overran max_tokens).
+		left := max(*r.MaxTokens-s.tokens, 1)
+		r.MaxTokens = &left
+	}
 	return r, true
 }
 

@@ -12,6 +12,35 @@ type APIError struct {
 	Code    string
 }
 
+// openAITypes are the error types OpenAI-format vendors use.
+var openAITypes = map[string]bool{
+	"invalid_request_error": true, "authentication_error": true, "permission_error": true,
+	"not_found_error": true, "rate_limit_error": true, "server_error": true, "api_error": true,
+	"insufficient_quota": true, "tokens": true, "requests": true,
+}
+
+// OpenAIType returns typ if it is in OpenAI's error vocabulary, else the
+// type OpenAI uses for status: another vendor's type (Gemini's
+// RESOURCE_EXHAUSTED, say) means nothing to an OpenAI client.
+func OpenAIType(typ string, status int) string {
+	if openAITypes[typ] {
+		return typ
+	}
+	switch {
+	case status == 401:
+		return "authentication_error"
+	case status == 403:
+		return "permission_error"
+	case status == 404:
+		return "not_found_error"
+	case status == 429:
+		return "rate_limit_error"
+	case status >= 500, status == 0:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
 // StreamEncoder writes one answer to a streaming client of one API. It keeps
 // the state that spans events (ids, open content blocks, sequence numbers).
 type StreamEncoder interface {
@@ -42,7 +71,7 @@ func (ChatAPI) AppendAnswer(dst []byte, a *llm.Answer) []byte { return AppendCha
 
 // AppendError appends an error body.
 func (ChatAPI) AppendError(dst []byte, e APIError) []byte {
-	return AppendChatError(dst, e.Message, e.Type, e.Param, e.Code)
+	return AppendChatError(dst, e.Message, OpenAIType(e.Type, e.Status), e.Param, e.Code)
 }
 
 // Relay is the wire form of an upstream's answer that can be sent to this
@@ -53,6 +82,6 @@ func (ChatAPI) Relay() llm.Wire { return llm.WireChatCompletion }
 // event, and no [DONE].
 func (e *ChatEncoder) AppendError(dst []byte, ae APIError) []byte {
 	dst = append(dst, "data: "...)
-	dst = AppendChatError(dst, ae.Message, ae.Type, ae.Param, ae.Code)
+	dst = AppendChatError(dst, ae.Message, OpenAIType(ae.Type, ae.Status), ae.Param, ae.Code)
 	return append(dst, "\n\n"...)
 }

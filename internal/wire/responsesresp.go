@@ -61,7 +61,7 @@ func (a ResponsesAPI) AppendAnswer(dst []byte, ans *llm.Answer) []byte {
 
 // AppendError appends an error body: OpenAI's envelope, as for Chat.
 func (ResponsesAPI) AppendError(dst []byte, e APIError) []byte {
-	return AppendChatError(dst, e.Message, e.Type, e.Param, e.Code)
+	return AppendChatError(dst, e.Message, OpenAIType(e.Type, e.Status), e.Param, e.Code)
 }
 
 // Relay is llm.WireNone: no upstream speaks this format to keel yet.
@@ -416,9 +416,7 @@ func (e *ResponsesEncoder) AppendError(dst []byte, ae APIError) []byte {
 	}
 	e.ended = true
 	e.status = "failed"
-	if ae.Type == "" {
-		ae.Type = "server_error"
-	}
+	ae.Type = OpenAIType(ae.Type, ae.Status)
 	e.err = &ae
 	if e.open >= 0 {
 		e.items[e.open].status = "incomplete"

@@ -797,8 +797,8 @@ func TestResponsesAPI(t *testing.T) {
 	if !json.Valid(body) {
 		t.Errorf("AppendAnswer: %s", body)
 	}
-	if got := string(api.AppendError(nil, APIError{Message: "m", Type: "t"})); got != `{"error":{"message":"m","type":"t","param":null,"code":null}}` {
-		t.Errorf("AppendError = %s", got)
+	if got := string(api.AppendError(nil, APIError{Status: 429, Message: "m", Type: "RESOURCE_EXHAUSTED"})); got != `{"error":{"message":"m","type":"rate_limit_error","param":null,"code":null}}` {
+		t.Errorf("AppendError = %s, want another vendor's type in OpenAI's words", got)
 	}
 	if api.Relay() != llm.WireNone || api.Name() != "openai.responses" {
 		t.Errorf("Relay, Name = %v, %q", api.Relay(), api.Name())
