@@ -1,9 +1,11 @@
-// Command keel is a self-hosted AI gateway: one OpenAI-compatible front
-// door to every model vendor, with failover, recording and a built-in
+// Command keel is a self-hosted AI gateway: one front door (OpenAI Chat
+// Completions and Responses, Anthropic Messages, embeddings) to every model
+// vendor, with failover, mid-stream continuation, recording and a built-in
 // vendor simulator.
 //
 //	keel [serve]   run the server (the default)
 //	keel sim       run the vendor simulator on its own
+//	keel drill     chaos drill: keel against a failing simulated vendor
 //	keel keys      create, list and revoke API keys
 //	keel version   print the version
 package main

@@ -3,17 +3,20 @@
 // tests, benchmarks and chaos drills. It injects latency and faults per
 // model name, deterministically from a seed, and logs every attempt.
 //
-// It speaks OpenAI Chat Completions today:
+// It speaks three vendors' formats at once, with the same answers, faults
+// and attempt log in each:
 //
-//	POST /v1/chat/completions   streaming (SSE) and non-streaming
+//	POST /v1/chat/completions   OpenAI Chat Completions, streaming and not
+//	POST /v1/embeddings         OpenAI embeddings (deterministic vectors)
+//	POST /v1/messages           Anthropic Messages, streaming and not
+//	POST /v1beta/models/{m}:generateContent, :streamGenerateContent?alt=sse  Gemini
 //	GET  /v1/models             the configured profile names
 //	GET  /sim/attempts?model=X  the attempt log as JSON ("" = all models)
 //	POST /sim/reset             clear the log, counters and flap clocks
 //
 // The scenario engine (profile.go, fault.go, reply.go, play.go, log.go)
-// knows nothing of wire formats; openai.go decodes requests into the
-// engine's request and renders its replies, so other vendors' formats
-// plug in as further encoders.
+// knows nothing of wire formats; openai.go, anthropic.go and gemini.go
+// decode requests into the engine's request and render its replies.
 //
 // # Answers
 //
