@@ -150,6 +150,30 @@ func TransportError(ctx context.Context, provider string, err error) *llm.Error 
 	return &llm.Error{Kind: k, Provider: provider, Err: err}
 }
 
+// StreamError translates why a stream's body ended into what its consumer
+// must know: io.EOF only for a complete answer (one that finished), and
+// otherwise a classified *llm.Error — the client leaving or a deadline, a
+// body cut mid-event, or one that broke. Every adapter ends its streams
+// through it.
+func StreamError(ctx context.Context, provider string, finished bool, err error) error {
+	switch {
+	case err == io.EOF && finished:
+		return io.EOF
+	case err == io.EOF:
+		return &llm.Error{Kind: llm.KindStream, Provider: provider, Message: "the upstream stream ended before the answer finished"}
+	}
+	var le *llm.Error
+	switch {
+	case errors.As(err, &le):
+		return err
+	case ctx.Err() != nil:
+		return TransportError(ctx, provider, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &llm.Error{Kind: llm.KindStream, Provider: provider, Message: "the upstream stream was cut", Err: err}
+	}
+	return &llm.Error{Kind: llm.KindStream, Provider: provider, Message: "the upstream stream broke", Err: err}
+}
+
 // RetryAfter reads the wait an upstream asked for: retry-after-ms first,
 // then Retry-After in seconds or as an HTTP date. It returns 0 when there is
 // none or it is unreadable.

@@ -235,26 +235,9 @@ func (s *stream) Recv() (*llm.Event, error) {
 // fail ends the stream with err, translated into what the consumer must
 // know: io.EOF only for a complete answer.
 func (s *stream) fail(err error) error {
-	name := s.c.cfg.Name
-	switch {
-	case err == io.EOF && !s.finished:
-		err = &llm.Error{Kind: llm.KindStream, Provider: name, Message: "the upstream stream ended before the answer finished"}
-	case err == io.EOF:
-	default:
-		var le *llm.Error
-		switch {
-		case errors.As(err, &le):
-		case s.ctx.Err() != nil:
-			err = provider.TransportError(s.ctx, name, err)
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			err = &llm.Error{Kind: llm.KindStream, Provider: name, Message: "the upstream stream was cut", Err: err}
-		default:
-			err = &llm.Error{Kind: llm.KindStream, Provider: name, Message: "the upstream stream broke", Err: err}
-		}
-	}
-	s.err = err
+	s.err = provider.StreamError(s.ctx, s.c.cfg.Name, s.finished, err)
 	s.Close()
-	return err
+	return s.err
 }
 
 func (s *stream) Close() error {

@@ -216,29 +216,9 @@ func (s *stream) Recv() (*llm.Event, error) {
 // fail ends the stream with err, translated into what the consumer must
 // know: io.EOF only for a complete answer.
 func (s *stream) fail(err error) error {
-	switch {
-	case err == io.EOF && !s.finished:
-		err = &llm.Error{Kind: llm.KindStream, Provider: s.c.cfg.Name, Message: "the upstream stream ended before the answer finished"}
-	case err == io.EOF:
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		if s.ctx.Err() != nil {
-			err = provider.TransportError(s.ctx, s.c.cfg.Name, err)
-			break
-		}
-		err = &llm.Error{Kind: llm.KindStream, Provider: s.c.cfg.Name, Message: "the upstream stream was cut", Err: err}
-	default:
-		var le *llm.Error
-		if !errors.As(err, &le) {
-			if s.ctx.Err() != nil {
-				err = provider.TransportError(s.ctx, s.c.cfg.Name, err)
-			} else {
-				err = &llm.Error{Kind: llm.KindStream, Provider: s.c.cfg.Name, Message: "the upstream stream broke", Err: err}
-			}
-		}
-	}
-	s.err = err
+	s.err = provider.StreamError(s.ctx, s.c.cfg.Name, s.finished, err)
 	s.Close()
-	return err
+	return s.err
 }
 
 // Buffered reports whether the next event has already arrived.
