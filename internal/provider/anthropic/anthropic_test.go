@@ -6,11 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,126 +18,24 @@ import (
 
 	"github.com/keel-ai/keel/internal/llm"
 	"github.com/keel-ai/keel/internal/provider"
+	"github.com/keel-ai/keel/internal/provider/providertest"
 	"github.com/keel-ai/keel/internal/wire"
 )
 
-// examples are the recorded wire examples, kept with the wire package.
-const examples = "../../wire/testdata/examples"
-
-func fixture(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(examples, path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// seen is one request as the upstream received it.
-type seen struct {
-	Header http.Header
-	Path   string
-	Body   []byte
-}
-
-// upstream is an httptest server whose handler the test sets, and which
-// records every request.
-type upstream struct {
-	*httptest.Server
-	mu      sync.Mutex
-	reqs    []seen
-	handler http.HandlerFunc
-}
-
-func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
-	u := &upstream{handler: h}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, seen{r.Header.Clone(), r.URL.Path, b})
-		u.mu.Unlock()
-		u.handler(w, r)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *upstream) seen() []seen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]seen(nil), u.reqs...)
-}
-
-// serveSSE writes a recorded stream one event at a time, flushing each.
-func serveSSE(stream []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		rc := http.NewResponseController(w)
-		for ev := range strings.SplitAfterSeq(string(stream), "\n\n") {
-			io.WriteString(w, ev)
-			rc.Flush()
-		}
-	}
-}
-
-func serveJSON(status int, header map[string]string, body []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(status)
-		w.Write(body)
-	}
-}
-
-// newClient returns a client of u, quiet unless the test fails.
-func newClient(t *testing.T, u *upstream, cfg Config) *Client {
+// newClient returns a client of u, named "up" and logging nothing unless
+// cfg says otherwise.
+func newClient(t *testing.T, u *providertest.Upstream, cfg Config) *Client {
 	if cfg.Name == "" {
 		cfg.Name = "up"
 	}
 	cfg.BaseURL = u.URL + "/v1"
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Log = providertest.Quiet()
 	}
 	return New(cfg, u.Client())
 }
 
-func chatReq(stream bool) *llm.Request {
-	return &llm.Request{
-		Model:    "claude-sonnet-4-5",
-		Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("hi")}}},
-		Stream:   stream,
-	}
-}
-
-// drain reads s to its end, returning the answer and the final error
-// (io.EOF for a complete answer).
-func drain(t testing.TB, s llm.Stream) (llm.Answer, error) {
-	t.Helper()
-	var a llm.Answer
-	for range 10000 {
-		ev, err := s.Recv()
-		if err != nil {
-			if _, again := s.Recv(); again != err {
-				t.Errorf("Recv after the end = %v, want the same %v", again, err)
-			}
-			s.Close()
-			return a, err
-		}
-		a.Add(ev)
-	}
-	t.Fatal("stream does not end")
-	return a, nil
-}
-
-func kindOf(err error) llm.Kind {
-	var e *llm.Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return 255
-}
+func chatReq(stream bool) *llm.Request { return providertest.Hi("claude-sonnet-4-5", stream) }
 
 var ignoreEvents = cmpopts.IgnoreFields(llm.Answer{}, "Events", "Created")
 
@@ -175,13 +69,9 @@ func TestChatStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			u := newUpstream(t, serveSSE(fixture(t, tt.file)))
+			u := providertest.NewUpstream(t, providertest.Serve(t, tt.file))
 			c := newClient(t, u, Config{Keys: []string{"sk-ant"}})
-			s, err := c.Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := drain(t, s)
+			got, err := providertest.Chat(t, c, chatReq(true))
 			if err != io.EOF {
 				t.Fatalf("stream ended with %v, want io.EOF", err)
 			}
@@ -194,7 +84,7 @@ func TestChatStream(t *testing.T) {
 			if n := c.Malformed.Load(); n != 0 {
 				t.Errorf("Malformed = %d", n)
 			}
-			r := u.seen()[0]
+			r := u.Requests()[0]
 			for k, want := range map[string]string{
 				"Accept": "text/event-stream", "Content-Type": "application/json",
 				"X-Api-Key": "sk-ant", "Anthropic-Version": "2023-06-01", "Authorization": "",
@@ -223,12 +113,8 @@ func TestChatStreamCacheUsage(t *testing.T) {
 		"event: content_block_stop\ndata: " + `{"type":"content_block_stop","index":0}` + "\n\n" +
 		"event: message_delta\ndata: " + `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}` + "\n\n" +
 		"event: message_stop\ndata: " + `{"type":"message_stop"}` + "\n\n"
-	u := newUpstream(t, serveSSE([]byte(stream)))
-	s, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := drain(t, s)
+	u := providertest.NewUpstream(t, providertest.SSE(stream))
+	a, err := providertest.Chat(t, newClient(t, u, Config{}), chatReq(true))
 	if err != io.EOF {
 		t.Fatal(err)
 	}
@@ -256,7 +142,7 @@ func TestChatNonStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			u := newUpstream(t, serveJSON(200, nil, fixture(t, tt.file)))
+			u := providertest.NewUpstream(t, providertest.Serve(t, tt.file))
 			s, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(false))
 			if err != nil {
 				t.Fatal(err)
@@ -277,7 +163,7 @@ func TestChatNonStream(t *testing.T) {
 				t.Errorf("second Recv = %v, want io.EOF", err)
 			}
 			s.Close()
-			r := u.seen()[0]
+			r := u.Requests()[0]
 			if r.Header.Get("Accept") != "application/json" || strings.Contains(string(r.Body), `"stream"`) {
 				t.Errorf("Accept = %q, body %s", r.Header.Get("Accept"), r.Body)
 			}
@@ -291,59 +177,43 @@ func TestChatStatusErrors(t *testing.T) {
 		Headers map[string]string
 		Body    json.RawMessage
 	}
-	if err := json.Unmarshal(fixture(t, "anthropic/error-429-rate-limit.http.json"), &rateLimit); err != nil {
+	if err := json.Unmarshal(providertest.Fixture(t, "anthropic/error-429-rate-limit.http.json"), &rateLimit); err != nil {
 		t.Fatal(err)
 	}
-	body := func(typ, msg string) []byte {
-		return []byte(`{"type":"error","error":{"type":"` + typ + `","message":"` + msg + `"},"request_id":"req_1"}`)
-	}
-	tests := []struct {
+	type statusCase struct {
 		name   string
 		status int
 		header map[string]string
 		body   []byte
 		want   llm.Error
-	}{
+	}
+	// passed is a case of an Anthropic error body whose type and message
+	// the adapter must pass on as they are.
+	passed := func(name string, status int, kind llm.Kind, typ, msg string) statusCase {
+		body := []byte(`{"type":"error","error":{"type":"` + typ + `","message":"` + msg + `"},"request_id":"req_1"}`)
+		return statusCase{name, status, nil, body, llm.Error{Kind: kind, Status: status, Type: typ, Message: msg}}
+	}
+	tests := []statusCase{
 		{"rate limit", rateLimit.Status, rateLimit.Headers, rateLimit.Body, llm.Error{
 			Kind: llm.KindRateLimit, Status: 429, Type: "rate_limit_error",
 			Message: "This request would exceed your account's rate limit. Please try again later.", RetryAfter: 7 * time.Second,
 		}},
-		{"overloaded", 529, map[string]string{"X-Should-Retry": "false"}, fixture(t, "anthropic/error-529-overloaded.json"), llm.Error{
+		{"overloaded", 529, map[string]string{"X-Should-Retry": "false"}, providertest.Fixture(t, "anthropic/error-529-overloaded.json"), llm.Error{
 			Kind: llm.KindOverloaded, Status: 529, Type: "overloaded_error", Message: "Overloaded",
 		}},
-		{"invalid", 400, nil, fixture(t, "anthropic/error-400-invalid-request.json"), llm.Error{
+		{"invalid", 400, nil, providertest.Fixture(t, "anthropic/error-400-invalid-request.json"), llm.Error{
 			Kind: llm.KindInvalid, Status: 400, Type: "invalid_request_error", Message: "max_tokens: Field required",
 		}},
-		{"prompt too long", 400, nil, body("invalid_request_error", "prompt is too long: 208310 tokens > 200000 maximum"), llm.Error{
-			Kind: llm.KindContextLength, Status: 400, Type: "invalid_request_error", Message: "prompt is too long: 208310 tokens > 200000 maximum",
-		}},
-		{"input and max_tokens too long", 400, nil, body("invalid_request_error", "input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000"), llm.Error{
-			Kind: llm.KindContextLength, Status: 400, Type: "invalid_request_error", Message: "input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000",
-		}},
-		{"content filter", 400, nil, body("invalid_request_error", "Output blocked by content filtering policy"), llm.Error{
-			Kind: llm.KindContentFilter, Status: 400, Type: "invalid_request_error", Message: "Output blocked by content filtering policy",
-		}},
-		{"credit balance", 400, nil, body("invalid_request_error", "Your credit balance is too low to access the Anthropic API."), llm.Error{
-			Kind: llm.KindQuota, Status: 400, Type: "invalid_request_error", Message: "Your credit balance is too low to access the Anthropic API.",
-		}},
-		{"billing", 402, nil, body("billing_error", "pay up"), llm.Error{
-			Kind: llm.KindQuota, Status: 402, Type: "billing_error", Message: "pay up",
-		}},
-		{"bad key", 401, nil, body("authentication_error", "invalid x-api-key"), llm.Error{
-			Kind: llm.KindAuth, Status: 401, Type: "authentication_error", Message: "invalid x-api-key",
-		}},
-		{"permission", 403, nil, body("permission_error", "no"), llm.Error{
-			Kind: llm.KindAuth, Status: 403, Type: "permission_error", Message: "no",
-		}},
-		{"not found", 404, nil, body("not_found_error", "model: claude-9"), llm.Error{
-			Kind: llm.KindNotFound, Status: 404, Type: "not_found_error", Message: "model: claude-9",
-		}},
-		{"too large", 413, nil, body("request_too_large", "Request exceeds the maximum allowed number of bytes."), llm.Error{
-			Kind: llm.KindInvalid, Status: 413, Type: "request_too_large", Message: "Request exceeds the maximum allowed number of bytes.",
-		}},
-		{"api error", 500, nil, body("api_error", "Internal server error"), llm.Error{
-			Kind: llm.KindServer, Status: 500, Type: "api_error", Message: "Internal server error",
-		}},
+		passed("prompt too long", 400, llm.KindContextLength, "invalid_request_error", "prompt is too long: 208310 tokens > 200000 maximum"),
+		passed("input and max_tokens too long", 400, llm.KindContextLength, "invalid_request_error", "input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000"),
+		passed("content filter", 400, llm.KindContentFilter, "invalid_request_error", "Output blocked by content filtering policy"),
+		passed("credit balance", 400, llm.KindQuota, "invalid_request_error", "Your credit balance is too low to access the Anthropic API."),
+		passed("billing", 402, llm.KindQuota, "billing_error", "pay up"),
+		passed("bad key", 401, llm.KindAuth, "authentication_error", "invalid x-api-key"),
+		passed("permission", 403, llm.KindAuth, "permission_error", "no"),
+		passed("not found", 404, llm.KindNotFound, "not_found_error", "model: claude-9"),
+		passed("too large", 413, llm.KindInvalid, "request_too_large", "Request exceeds the maximum allowed number of bytes."),
+		passed("api error", 500, llm.KindServer, "api_error", "Internal server error"),
 		{"proxy html", 502, nil, []byte("<html>bad gateway</html>"), llm.Error{
 			Kind: llm.KindServer, Status: 502, Message: "<html>bad gateway</html>",
 		}},
@@ -354,21 +224,15 @@ func TestChatStatusErrors(t *testing.T) {
 	for _, tt := range tests {
 		for _, stream := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/stream=%v", tt.name, stream), func(t *testing.T) {
-				u := newUpstream(t, serveJSON(tt.status, tt.header, tt.body))
+				u := providertest.NewUpstream(t, providertest.JSON(tt.status, tt.header, tt.body))
 				s, err := newClient(t, u, Config{Name: "up"}).Chat(t.Context(), chatReq(stream))
 				if err == nil {
 					s.Close()
 					t.Fatal("Chat succeeded")
 				}
-				var got *llm.Error
-				if !errors.As(err, &got) {
-					t.Fatalf("err = %T %v, want *llm.Error", err, err)
-				}
 				want := tt.want
 				want.Provider = "up"
-				if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
-					t.Errorf("(-want +got):\n%s", diff)
-				}
+				providertest.CheckError(t, err, want)
 			})
 		}
 	}
@@ -388,11 +252,6 @@ var (
 	evPing    = ev("ping", `{"type": "ping"}`)
 )
 
-// handlerStream writes the given SSE text, flushing after each event.
-func handlerStream(events ...string) http.HandlerFunc {
-	return serveSSE([]byte(strings.Join(events, "")))
-}
-
 // TestChatStreamEnds checks how the end of an upstream body is read: only
 // an answer that finished is complete.
 func TestChatStreamEnds(t *testing.T) {
@@ -404,47 +263,43 @@ func TestChatStreamEnds(t *testing.T) {
 		wantKind  llm.Kind // of the *llm.Error
 		malformed int64
 	}{
-		{"complete", handlerStream(evStart, evBlock, evHel, evLo, evStop, evDelta, evMsgStop),
+		{"complete", providertest.SSE(evStart, evBlock, evHel, evLo, evStop, evDelta, evMsgStop),
 			"Hello", io.EOF, 0, 0},
-		{"pings anywhere", handlerStream(evPing, evStart, evPing, evBlock, evHel, evPing, evLo, evStop, evPing, evDelta, evPing, evMsgStop),
+		{"pings anywhere", providertest.SSE(evPing, evStart, evPing, evBlock, evHel, evPing, evLo, evStop, evPing, evDelta, evPing, evMsgStop),
 			"Hello", io.EOF, 0, 0},
-		{"keep-alive comments", handlerStream(": ping\n\n", evStart, evBlock, evHel, ": x\n\n", evLo, evStop, evDelta, evMsgStop),
+		{"keep-alive comments", providertest.SSE(": ping\n\n", evStart, evBlock, evHel, ": x\n\n", evLo, evStop, evDelta, evMsgStop),
 			"Hello", io.EOF, 0, 0},
-		{"stop reason without message_stop", handlerStream(evStart, evBlock, evHel, evLo, evStop, evDelta),
+		{"stop reason without message_stop", providertest.SSE(evStart, evBlock, evHel, evLo, evStop, evDelta),
 			"Hello", io.EOF, 0, 0},
-		{"data after message_stop is not read", handlerStream(evStart, evBlock, evHel, evLo, evStop, evDelta, evMsgStop, evHel),
+		{"data after message_stop is not read", providertest.SSE(evStart, evBlock, evHel, evLo, evStop, evDelta, evMsgStop, evHel),
 			"Hello", io.EOF, 0, 0},
-		{"ends before the stop reason", handlerStream(evStart, evBlock, evHel, evLo, evStop),
+		{"ends before the stop reason", providertest.SSE(evStart, evBlock, evHel, evLo, evStop),
 			"Hello", nil, llm.KindStream, 0},
-		{"ends inside a block", handlerStream(evStart, evBlock, evHel),
+		{"ends inside a block", providertest.SSE(evStart, evBlock, evHel),
 			"Hel", nil, llm.KindStream, 0},
-		{"empty body", handlerStream(),
+		{"empty body", providertest.SSE(),
 			"", nil, llm.KindStream, 0},
-		{"malformed event skipped", handlerStream(evStart, evBlock, evHel,
+		{"malformed event skipped", providertest.SSE(evStart, evBlock, evHel,
 			ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\u00`), evLo, evStop, evDelta, evMsgStop),
 			"Hello", io.EOF, 0, 1},
-		{"non-JSON events skipped", handlerStream(evStart, evBlock, evHel, ev("content_block_delta", "hello"), ev("x", "[1]"), evLo, evStop, evDelta, evMsgStop),
+		{"non-JSON events skipped", providertest.SSE(evStart, evBlock, evHel, ev("content_block_delta", "hello"), ev("x", "[1]"), evLo, evStop, evDelta, evMsgStop),
 			"Hello", io.EOF, 0, 2},
-		{"data-only stream", handlerStream(strings.ReplaceAll(strings.Join([]string{evStart, evBlock, evHel, evLo, evStop, evDelta, evMsgStop}, ""), "event: ", ": was event ")),
+		{"data-only stream", providertest.SSE(strings.ReplaceAll(strings.Join([]string{evStart, evBlock, evHel, evLo, evStop, evDelta, evMsgStop}, ""), "event: ", ": was event ")),
 			"Hello", io.EOF, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, tt.h)
+			u := providertest.NewUpstream(t, tt.h)
 			c := newClient(t, u, Config{})
-			s, err := c.Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := drain(t, s)
+			a, err := providertest.Chat(t, c, chatReq(true))
 			if string(a.Text) != tt.wantText {
 				t.Errorf("text = %q, want %q", a.Text, tt.wantText)
 			}
 			switch {
 			case tt.wantErr != nil && err != tt.wantErr:
 				t.Errorf("err = %v, want %v", err, tt.wantErr)
-			case tt.wantErr == nil && (kindOf(err) != tt.wantKind || errors.Is(err, io.EOF)):
-				t.Errorf("err = %v (kind %v), want kind %v", err, kindOf(err), tt.wantKind)
+			case tt.wantErr == nil && (providertest.KindOf(err) != tt.wantKind || errors.Is(err, io.EOF)):
+				t.Errorf("err = %v (kind %v), want kind %v", err, providertest.KindOf(err), tt.wantKind)
 			}
 			if got := c.Malformed.Load(); got != tt.malformed {
 				t.Errorf("Malformed = %d, want %d", got, tt.malformed)
@@ -466,28 +321,13 @@ func TestChatStreamCut(t *testing.T) {
 		head + evStop + evDelta + evMsgStop[:20], // inside message_stop, after the stop reason
 	} {
 		t.Run(fmt.Sprintf("%q", cut[len(cut)-12:]), func(t *testing.T) {
-			u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/event-stream")
-				io.WriteString(w, cut)
-				rc := http.NewResponseController(w)
-				rc.Flush()
-				conn, _, err := rc.Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				conn.Close()
-			})
-			s, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := drain(t, s)
+			u := providertest.NewUpstream(t, providertest.Cut(t, cut))
+			a, err := providertest.Chat(t, newClient(t, u, Config{}), chatReq(true))
 			if string(a.Text) != "Hel" {
 				t.Errorf("text = %q, want Hel", a.Text)
 			}
-			if kindOf(err) != llm.KindStream || errors.Is(err, io.EOF) {
-				t.Errorf("err = %v (kind %v), want a stream error", err, kindOf(err))
+			if providertest.KindOf(err) != llm.KindStream || errors.Is(err, io.EOF) {
+				t.Errorf("err = %v (kind %v), want a stream error", err, providertest.KindOf(err))
 			}
 		})
 	}
@@ -500,42 +340,36 @@ func TestChatStreamInBandError(t *testing.T) {
 		text string
 		want llm.Error
 	}{
-		{"overloaded", serveSSE(fixture(t, "anthropic/stream-error-overloaded.sse")), "Hello", llm.Error{
+		{"overloaded", providertest.Serve(t, "anthropic/stream-error-overloaded.sse"), "Hello", llm.Error{
 			Kind: llm.KindOverloaded, Type: "overloaded_error", Message: "Overloaded",
 		}},
-		{"api error", handlerStream(evStart, evBlock, evHel, ev("error", `{"type":"error","error":{"type":"api_error","message":"Internal server error"}}`)), "Hel", llm.Error{
+		{"api error", providertest.SSE(evStart, evBlock, evHel, ev("error", `{"type":"error","error":{"type":"api_error","message":"Internal server error"}}`)), "Hel", llm.Error{
 			Kind: llm.KindStream, Type: "api_error", Message: "Internal server error",
 		}},
-		{"rate limit before any content", handlerStream(ev("error", `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`)), "", llm.Error{
+		{"rate limit before any content", providertest.SSE(ev("error", `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`)), "", llm.Error{
 			Kind: llm.KindRateLimit, Type: "rate_limit_error", Message: "slow down",
 		}},
-		{"error without fields", handlerStream(evStart, ev("error", `{"type":"error"}`)), "", llm.Error{
+		{"error without fields", providertest.SSE(evStart, ev("error", `{"type":"error"}`)), "", llm.Error{
 			Kind: llm.KindStream, Message: `the upstream sent an error event: {"type":"error"}`,
 		}},
-		{"error body with a 200", serveJSON(200, nil, fixture(t, "anthropic/error-529-overloaded.json")), "", llm.Error{
+		{"error body with a 200", providertest.Serve(t, "anthropic/error-529-overloaded.json"), "", llm.Error{
 			Kind: llm.KindOverloaded, Type: "overloaded_error", Message: "Overloaded",
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, tt.h)
+			u := providertest.NewUpstream(t, tt.h)
 			s, err := newClient(t, u, Config{Name: "up"}).Chat(t.Context(), chatReq(true))
 			var a llm.Answer
 			if err == nil {
-				a, err = drain(t, s)
+				a, err = providertest.Drain(t, s)
 			}
 			if string(a.Text) != tt.text {
 				t.Errorf("text = %q, want %q", a.Text, tt.text)
 			}
-			var got *llm.Error
-			if !errors.As(err, &got) {
-				t.Fatalf("err = %v, want *llm.Error", err)
-			}
 			want := tt.want
 			want.Provider = "up"
-			if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
+			providertest.CheckError(t, err, want)
 		})
 	}
 }
@@ -568,20 +402,16 @@ func TestChatPrefill(t *testing.T) {
 						b, _ := json.Marshal(d)
 						evs = append(evs, ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":`+string(b)+`}}`))
 					}
-					h = handlerStream(append(evs, evStop, evDelta, evMsgStop)...)
+					h = providertest.SSE(append(evs, evStop, evDelta, evMsgStop)...)
 				} else {
 					b, _ := json.Marshal(strings.Join(tt.deltas, ""))
-					h = serveJSON(200, nil, []byte(`{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":`+string(b)+`}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":2}}`))
+					h = providertest.JSON(200, nil, []byte(`{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":`+string(b)+`}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":2}}`))
 				}
-				u := newUpstream(t, h)
+				u := providertest.NewUpstream(t, h)
 				r := chatReq(stream)
 				r.Continue = true
 				r.Messages = append(r.Messages, llm.Message{Role: llm.RoleAssistant, Content: []llm.Part{llm.TextPart(tt.prefill)}})
-				s, err := newClient(t, u, Config{}).Chat(t.Context(), r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				a, err := drain(t, s)
+				a, err := providertest.Chat(t, newClient(t, u, Config{}), r)
 				if err != io.EOF {
 					t.Fatal(err)
 				}
@@ -594,7 +424,7 @@ func TestChatPrefill(t *testing.T) {
 						Content string `json:"content"`
 					} `json:"messages"`
 				}
-				json.Unmarshal(u.seen()[0].Body, &body)
+				json.Unmarshal(u.Requests()[0].Body, &body)
 				if last := body.Messages[len(body.Messages)-1]; last.Role != "assistant" || last.Content != tt.sent {
 					t.Errorf("prefill sent as %+v, want %q", last, tt.sent)
 				}
@@ -636,18 +466,14 @@ func TestChatBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, serveSSE(fixture(t, "anthropic/stream-text.sse")))
+			u := providertest.NewUpstream(t, providertest.Serve(t, "anthropic/stream-text.sse"))
 			r, err := tt.decode([]byte(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := newClient(t, u, Config{}).Chat(t.Context(), r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			drain(t, s)
+			providertest.Chat(t, newClient(t, u, Config{}), r)
 			var got map[string]json.RawMessage
-			if err := json.Unmarshal(u.seen()[0].Body, &got); err != nil {
+			if err := json.Unmarshal(u.Requests()[0].Body, &got); err != nil {
 				t.Fatal(err)
 			}
 			for k, want := range tt.want {
@@ -665,7 +491,7 @@ func TestChatBody(t *testing.T) {
 }
 
 func TestCountTokens(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, []byte(`{"input_tokens":2095}`)))
+	u := providertest.NewUpstream(t, providertest.JSON(200, nil, []byte(`{"input_tokens":2095}`)))
 	c := newClient(t, u, Config{Keys: []string{"k"}})
 	r := chatReq(true)
 	r.MaxTokens = new(int)
@@ -673,7 +499,7 @@ func TestCountTokens(t *testing.T) {
 	if err != nil || n != 2095 {
 		t.Fatalf("CountTokens = %d, %v", n, err)
 	}
-	got := u.seen()[0]
+	got := u.Requests()[0]
 	if got.Path != "/v1/messages/count_tokens" || got.Header.Get("X-Api-Key") != "k" || got.Header.Get("Anthropic-Version") != DefaultVersion {
 		t.Errorf("request: %s %v", got.Path, got.Header)
 	}
@@ -693,77 +519,33 @@ func TestCountTokens(t *testing.T) {
 		{"error with a 200", 200, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, llm.KindOverloaded},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, serveJSON(tt.status, nil, []byte(tt.body)))
-			if _, err := newClient(t, u, Config{}).CountTokens(t.Context(), chatReq(false)); kindOf(err) != tt.kind {
-				t.Errorf("err = %v (kind %v), want kind %v", err, kindOf(err), tt.kind)
+			u := providertest.NewUpstream(t, providertest.JSON(tt.status, nil, []byte(tt.body)))
+			if _, err := newClient(t, u, Config{}).CountTokens(t.Context(), chatReq(false)); providertest.KindOf(err) != tt.kind {
+				t.Errorf("err = %v (kind %v), want kind %v", err, providertest.KindOf(err), tt.kind)
 			}
 		})
 	}
 }
 
-// stall is a handler that never answers, until the client leaves.
-func stall(arrived chan<- struct{}) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if arrived != nil {
-			arrived <- struct{}{}
-		}
-		<-r.Context().Done()
-	}
-}
-
 func TestChatHeaderTimeout(t *testing.T) {
-	u := newUpstream(t, stall(nil))
+	u := providertest.NewUpstream(t, providertest.Stall)
 	_, err := newClient(t, u, Config{HeaderTimeout: 50 * time.Millisecond}).Chat(t.Context(), chatReq(true))
-	if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrHeaderTimeout) {
-		t.Errorf("err = %v (kind %v), want a header timeout", err, kindOf(err))
+	if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrHeaderTimeout) {
+		t.Errorf("err = %v (kind %v), want a header timeout", err, providertest.KindOf(err))
 	}
 }
 
 // TestChatIdleTimeoutServer checks a real upstream that goes silent after
 // its first events.
 func TestChatIdleTimeoutServer(t *testing.T) {
-	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, evStart+evBlock+evHel)
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-	})
-	s, err := newClient(t, u, Config{HeaderTimeout: time.Minute, IdleTimeout: 100 * time.Millisecond}).Chat(t.Context(), chatReq(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := drain(t, s)
+	u := providertest.NewUpstream(t, providertest.StallAfter(evStart+evBlock+evHel))
+	a, err := providertest.Chat(t, newClient(t, u, Config{HeaderTimeout: time.Minute, IdleTimeout: 100 * time.Millisecond}), chatReq(true))
 	if string(a.Text) != "Hel" {
 		t.Errorf("text = %q, want Hel", a.Text)
 	}
-	if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
-		t.Errorf("err = %v (kind %v), want an idle timeout", err, kindOf(err))
+	if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
+		t.Errorf("err = %v (kind %v), want an idle timeout", err, providertest.KindOf(err))
 	}
-}
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// fakeUpstream returns an HTTP client whose upstream sends chunks, each
-// after its delay, and then stays silent. Like net/http, it fails a body
-// read once the request's context ends. It runs under synctest.
-func fakeUpstream(chunks []string, delays []time.Duration) *http.Client {
-	return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		pr, pw := io.Pipe()
-		go func() {
-			<-r.Context().Done()
-			pw.CloseWithError(r.Context().Err())
-		}()
-		go func() {
-			for i, c := range chunks {
-				time.Sleep(delays[i])
-				if _, err := io.WriteString(pw, c); err != nil {
-					return
-				}
-			}
-		}()
-		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: pr}, nil
-	})}
 }
 
 // TestChatIdleTimeout checks that a stream that goes silent between events
@@ -773,7 +555,7 @@ func TestChatIdleTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		chunks := []string{evStart + evBlock + evHel, evPing, evPing, evLo}
 		delays := []time.Duration{0, 8 * time.Second, 8 * time.Second, 8 * time.Second}
-		c := New(Config{Name: "up", BaseURL: "http://up/v1", IdleTimeout: 10 * time.Second, HeaderTimeout: 5 * time.Second}, fakeUpstream(chunks, delays))
+		c := New(Config{Name: "up", BaseURL: "http://up/v1", IdleTimeout: 10 * time.Second, HeaderTimeout: 5 * time.Second}, providertest.Trickle(chunks, delays))
 		s, err := c.Chat(t.Context(), chatReq(true))
 		if err != nil {
 			t.Fatal(err)
@@ -789,8 +571,8 @@ func TestChatIdleTimeout(t *testing.T) {
 		}
 		last := time.Now()
 		_, err = s.Recv()
-		if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
-			t.Errorf("err = %v (kind %v), want an idle timeout", err, kindOf(err))
+		if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
+			t.Errorf("err = %v (kind %v), want an idle timeout", err, providertest.KindOf(err))
 		}
 		if d := time.Since(last); d != 10*time.Second {
 			t.Errorf("timed out after %v of silence, want 10s", d)
@@ -803,15 +585,11 @@ func TestChatIdleTimeout(t *testing.T) {
 
 func TestChatHeaderTimeoutExact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hc := &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			<-r.Context().Done()
-			return nil, r.Context().Err()
-		})}
-		c := New(Config{Name: "up", BaseURL: "http://up/v1", HeaderTimeout: 7 * time.Second}, hc)
+		c := New(Config{Name: "up", BaseURL: "http://up/v1", HeaderTimeout: 7 * time.Second}, providertest.Unanswered())
 		start := time.Now()
 		_, err := c.Chat(t.Context(), chatReq(false))
-		if kindOf(err) != llm.KindTimeout || time.Since(start) != 7*time.Second {
-			t.Errorf("err = %v (kind %v) after %v, want a timeout after 7s", err, kindOf(err), time.Since(start))
+		if providertest.KindOf(err) != llm.KindTimeout || time.Since(start) != 7*time.Second {
+			t.Errorf("err = %v (kind %v) after %v, want a timeout after 7s", err, providertest.KindOf(err), time.Since(start))
 		}
 	})
 }
@@ -819,24 +597,15 @@ func TestChatHeaderTimeoutExact(t *testing.T) {
 // TestChatCanceled checks that a client leaving is not the upstream's fault.
 func TestChatCanceled(t *testing.T) {
 	t.Run("before headers", func(t *testing.T) {
-		arrived := make(chan struct{}, 1)
-		u := newUpstream(t, stall(arrived))
-		ctx, cancel := context.WithCancel(t.Context())
-		go func() {
-			<-arrived
-			cancel()
-		}()
+		ctx, h := providertest.CancelOnArrival(t)
+		u := providertest.NewUpstream(t, h)
 		_, err := newClient(t, u, Config{HeaderTimeout: time.Minute}).Chat(ctx, chatReq(true))
-		if kindOf(err) != llm.KindCanceled || !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v (kind %v), want canceled", err, kindOf(err))
+		if providertest.KindOf(err) != llm.KindCanceled || !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v (kind %v), want canceled", err, providertest.KindOf(err))
 		}
 	})
 	t.Run("during the stream", func(t *testing.T) {
-		u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, evStart+evBlock+evHel)
-			w.(http.Flusher).Flush()
-			<-r.Context().Done()
-		})
+		u := providertest.NewUpstream(t, providertest.StallAfter(evStart+evBlock+evHel))
 		ctx, cancel := context.WithCancel(t.Context())
 		s, err := newClient(t, u, Config{IdleTimeout: time.Minute}).Chat(ctx, chatReq(true))
 		if err != nil {
@@ -846,15 +615,15 @@ func TestChatCanceled(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		_, err = drain(t, s)
-		if kindOf(err) != llm.KindCanceled {
-			t.Errorf("err = %v (kind %v), want canceled", err, kindOf(err))
+		_, err = providertest.Drain(t, s)
+		if providertest.KindOf(err) != llm.KindCanceled {
+			t.Errorf("err = %v (kind %v), want canceled", err, providertest.KindOf(err))
 		}
 	})
 }
 
 func TestChatKeysAndHeaders(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, fixture(t, "anthropic/response-text.json")))
+	u := providertest.NewUpstream(t, providertest.Serve(t, "anthropic/response-text.json"))
 	c := newClient(t, u, Config{Keys: []string{"k1", "k2", "k3"}, Version: "2026-10-21",
 		Headers: map[string]string{"anthropic-beta": "a,b"}})
 	var wg sync.WaitGroup
@@ -870,7 +639,7 @@ func TestChatKeysAndHeaders(t *testing.T) {
 	}
 	wg.Wait()
 	got := map[string]int{}
-	for _, r := range u.seen() {
+	for _, r := range u.Requests() {
 		got[r.Header.Get("X-Api-Key")]++
 		if r.Header.Get("Anthropic-Version") != "2026-10-21" || r.Header.Get("Anthropic-Beta") != "a,b" {
 			t.Errorf("headers %v", r.Header)
@@ -882,7 +651,7 @@ func TestChatKeysAndHeaders(t *testing.T) {
 }
 
 func TestChatBaseURL(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, fixture(t, "anthropic/response-text.json")))
+	u := providertest.NewUpstream(t, providertest.Serve(t, "anthropic/response-text.json"))
 	for _, base := range []string{u.URL + "/v1", u.URL + "/v1/"} {
 		s, err := New(Config{Name: "up", BaseURL: base}, u.Client()).Chat(t.Context(), chatReq(false))
 		if err != nil {
@@ -890,7 +659,7 @@ func TestChatBaseURL(t *testing.T) {
 		}
 		s.Close()
 	}
-	for _, r := range u.seen() {
+	for _, r := range u.Requests() {
 		if r.Path != "/v1/messages" {
 			t.Errorf("path = %s", r.Path)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/provider/providertest"
 	"github.com/keel-ai/keel/internal/sim"
 	"github.com/keel-ai/keel/internal/wire"
 )
@@ -37,22 +38,14 @@ func TestSim(t *testing.T) {
 	msgs := []llm.Message{text(llm.RoleSystem, "Be brief."), text(llm.RoleUser, "Why is the sky blue?")}
 	want := join(sim.Answer(sim.PromptOf("Be brief.", "Why is the sky blue?"), 6))
 	for _, stream := range []bool{true, false} {
-		s, err := c.Chat(t.Context(), &llm.Request{Model: "m", Messages: msgs, Stream: stream})
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := drain(t, s)
+		a, err := providertest.Chat(t, c, &llm.Request{Model: "m", Messages: msgs, Stream: stream})
 		if err != io.EOF || string(a.Text) != want || a.Finish != llm.FinishStop || a.Usage != (llm.Usage{Input: 7, Output: 6}) || a.Model != "m" || !strings.HasPrefix(a.ID, "msg_") {
 			t.Errorf("stream %v: %+v, %v; want %q", stream, a, err, want)
 		}
 	}
 	r := &llm.Request{Model: "m", Messages: msgs, Stream: true, MaxTokens: new(int)}
 	*r.MaxTokens = 2
-	s, err := c.Chat(t.Context(), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, err := drain(t, s); err != io.EOF || a.Finish != llm.FinishLength || len(strings.Fields(string(a.Text))) != 2 {
+	if a, err := providertest.Chat(t, c, r); err != io.EOF || a.Finish != llm.FinishLength || len(strings.Fields(string(a.Text))) != 2 {
 		t.Errorf("max tokens: %+v, %v", a, err)
 	}
 }
@@ -70,11 +63,7 @@ func TestSimTools(t *testing.T) {
 	var call llm.ToolCall
 	for _, stream := range []bool{true, false} {
 		req.Stream = stream
-		s, err := c.Chat(t.Context(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := drain(t, s)
+		a, err := providertest.Chat(t, c, req)
 		if err != io.EOF || a.Finish != llm.FinishToolCalls || len(a.ToolCalls) != 1 || len(a.Text) != 0 {
 			t.Fatalf("stream %v: %+v, %v", stream, a, err)
 		}
@@ -88,11 +77,7 @@ func TestSimTools(t *testing.T) {
 		llm.Message{Role: llm.RoleAssistant, ToolCalls: []llm.ToolCall{call}},
 		text(llm.RoleTool, "18C"))
 	req.Messages[2].ToolCallID = call.ID
-	s, err := c.Chat(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := drain(t, s)
+	a, err := providertest.Chat(t, c, req)
 	want := join(sim.Answer(sim.PromptOf("Weather in Paris?", "", "18C"), sim.DefaultTokens))
 	if err != io.EOF || string(a.Text) != want || a.Finish != llm.FinishStop {
 		t.Errorf("answer to the result: %q, %v; want %q", a.Text, err, want)
@@ -118,7 +103,7 @@ func TestSimContinue(t *testing.T) {
 			if err != nil {
 				t.Fatalf("cut %d: %v", cut, err)
 			}
-			a, err := drain(t, s)
+			a, err := providertest.Drain(t, s)
 			if err != io.EOF || partial+string(a.Text) != join(ans) {
 				t.Errorf("cut %d mid %v: %q + %q, %v; want %q", cut, mid, partial, a.Text, err, join(ans))
 			}
@@ -155,7 +140,7 @@ func TestSimFaults(t *testing.T) {
 			s, err := c.Chat(t.Context(), &llm.Request{Model: "m", Stream: tt.stream, Messages: []llm.Message{text(llm.RoleUser, "hi")}})
 			var a llm.Answer
 			if err == nil {
-				a, err = drain(t, s)
+				a, err = providertest.Drain(t, s)
 			}
 			want := map[string]string{"": "", "2": join(ans[:2]), "all": join(ans)}[tt.text]
 			if string(a.Text) != want {
@@ -167,18 +152,14 @@ func TestSimFaults(t *testing.T) {
 				}
 				return
 			}
-			if kindOf(err) != tt.kind || errors.Is(err, io.EOF) {
-				t.Errorf("err = %v (kind %v), want kind %v", err, kindOf(err), tt.kind)
+			if providertest.KindOf(err) != tt.kind || errors.Is(err, io.EOF) {
+				t.Errorf("err = %v (kind %v), want kind %v", err, providertest.KindOf(err), tt.kind)
 			}
 		})
 	}
 	t.Run("malformed is counted", func(t *testing.T) {
 		c, _ := simClient(t, map[string]sim.Profile{"m": {Tokens: 5, Faults: []sim.Fault{{Kind: sim.FaultMalformed, After: 2, Always: true}}}})
-		s, err := c.Chat(t.Context(), &llm.Request{Model: "m", Stream: true, Messages: []llm.Message{text(llm.RoleUser, "hi")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		drain(t, s)
+		providertest.Chat(t, c, &llm.Request{Model: "m", Stream: true, Messages: []llm.Message{text(llm.RoleUser, "hi")}})
 		if n := c.Malformed.Load(); n != 1 {
 			t.Errorf("Malformed = %d, want 1", n)
 		}

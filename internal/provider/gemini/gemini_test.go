@@ -5,13 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"maps"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -21,124 +17,29 @@ import (
 
 	"github.com/keel-ai/keel/internal/llm"
 	"github.com/keel-ai/keel/internal/provider"
+	"github.com/keel-ai/keel/internal/provider/providertest"
 )
 
-// examples are the recorded wire examples, kept with the wire package.
-const examples = "../../wire/testdata/examples"
-
-func fixture(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(examples, path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// seen is one request as the upstream received it.
-type seen struct {
-	Header http.Header
-	Path   string
-	Query  string
-	Body   []byte
-}
-
-// upstream is an httptest server that records every request.
-type upstream struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []seen
-}
-
-func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
-	u := &upstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, seen{r.Header.Clone(), r.URL.Path, r.URL.RawQuery, b})
-		u.mu.Unlock()
-		h(w, r)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *upstream) seen() []seen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]seen(nil), u.reqs...)
-}
-
-// serveSSE writes a recorded stream one event at a time, flushing each.
-func serveSSE(stream string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		rc := http.NewResponseController(w)
-		for ev := range strings.SplitAfterSeq(stream, "\n\n") {
-			io.WriteString(w, ev)
-			rc.Flush()
-		}
-	}
-}
-
+// serveJSON is providertest.JSON with the Content-Type Gemini answers
+// with; header is set over it.
 func serveJSON(status int, header map[string]string, body []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(status)
-		w.Write(body)
-	}
+	h := map[string]string{"Content-Type": "application/json; charset=UTF-8"}
+	maps.Copy(h, header)
+	return providertest.JSON(status, h, body)
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// newClient returns a client of u, quiet unless the test fails.
-func newClient(u *upstream, cfg Config) *Client {
+// newClient returns a client of u that logs nothing, named "up" unless cfg
+// says otherwise.
+func newClient(u *providertest.Upstream, cfg Config) *Client {
 	if cfg.Name == "" {
 		cfg.Name = "up"
 	}
 	cfg.BaseURL = u.URL + "/v1beta"
-	cfg.Log = quiet()
+	cfg.Log = providertest.Quiet()
 	return New(cfg, u.Client())
 }
 
-func chatReq(stream bool) *llm.Request {
-	return &llm.Request{
-		Model:    "gemini-x",
-		Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("hi")}}},
-		Stream:   stream,
-	}
-}
-
-// drain reads s to its end, returning the answer and the final error
-// (io.EOF for a complete answer).
-func drain(t testing.TB, s llm.Stream) (llm.Answer, error) {
-	t.Helper()
-	var a llm.Answer
-	for range 10000 {
-		ev, err := s.Recv()
-		if err != nil {
-			if _, again := s.Recv(); again != err {
-				t.Errorf("Recv after the end = %v, want the same %v", again, err)
-			}
-			s.Close()
-			return a, err
-		}
-		a.Add(ev)
-	}
-	t.Fatal("stream does not end")
-	return a, nil
-}
-
-func kindOf(err error) llm.Kind {
-	var e *llm.Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return 255
-}
+func chatReq(stream bool) *llm.Request { return providertest.Hi("gemini-x", stream) }
 
 var ignoreEvents = cmpopts.IgnoreFields(llm.Answer{}, "Events", "Created")
 
@@ -160,14 +61,10 @@ func TestChatStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			u := newUpstream(t, serveSSE(string(fixture(t, tt.file))))
+			u := providertest.NewUpstream(t, providertest.Serve(t, tt.file))
 			c := newClient(u, Config{Keys: []string{"gk"}})
 			start := time.Now().Unix()
-			s, err := c.Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := drain(t, s)
+			got, err := providertest.Chat(t, c, chatReq(true))
 			if err != io.EOF {
 				t.Fatalf("stream ended with %v, want io.EOF", err)
 			}
@@ -177,7 +74,7 @@ func TestChatStream(t *testing.T) {
 			if got.Created < start || got.Created > time.Now().Unix() {
 				t.Errorf("Created = %d, want the time of the request", got.Created)
 			}
-			r := u.seen()[0]
+			r := u.Requests()[0]
 			if r.Path != "/v1beta/models/gemini-x:streamGenerateContent" || r.Query != "alt=sse" {
 				t.Errorf("request to %s?%s", r.Path, r.Query)
 			}
@@ -211,12 +108,8 @@ func TestChatNonStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			u := newUpstream(t, serveJSON(200, nil, fixture(t, tt.file)))
-			s, err := newClient(u, Config{}).Chat(t.Context(), chatReq(false))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := drain(t, s)
+			u := providertest.NewUpstream(t, serveJSON(200, nil, providertest.Fixture(t, tt.file)))
+			got, err := providertest.Chat(t, newClient(u, Config{}), chatReq(false))
 			if err != io.EOF {
 				t.Fatal(err)
 			}
@@ -226,7 +119,7 @@ func TestChatNonStream(t *testing.T) {
 			if got.Created == 0 {
 				t.Errorf("no Created")
 			}
-			r := u.seen()[0]
+			r := u.Requests()[0]
 			if r.Path != "/v1beta/models/gemini-x:generateContent" || r.Query != "" || r.Header.Get("Accept") != "application/json" || r.Header.Get("X-Goog-Api-Key") != "" {
 				t.Errorf("request to %s?%s, headers %v", r.Path, r.Query, r.Header)
 			}
@@ -239,38 +132,40 @@ func TestChatNonStream(t *testing.T) {
 // refusals applies (failover_on_content_filter).
 func TestChatPromptBlocked(t *testing.T) {
 	t.Run("stream", func(t *testing.T) {
-		u := newUpstream(t, serveSSE(string(fixture(t, "gemini/stream-prompt-blocked.sse"))))
-		s, err := newClient(u, Config{}).Chat(t.Context(), chatReq(true))
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := drain(t, s)
+		u := providertest.NewUpstream(t, providertest.Serve(t, "gemini/stream-prompt-blocked.sse"))
+		a, err := providertest.Chat(t, newClient(u, Config{}), chatReq(true))
 		var e *llm.Error
 		if !errors.As(err, &e) || e.Kind != llm.KindContentFilter || e.Code != "PROHIBITED_CONTENT" || a.Events != 0 {
 			t.Errorf("err = %v (%+v) after %d events, want a content filter error first", err, e, a.Events)
 		}
 	})
 	t.Run("whole", func(t *testing.T) {
-		u := newUpstream(t, serveJSON(200, nil, []byte(`{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":3}}`)))
+		u := providertest.NewUpstream(t, serveJSON(200, nil, []byte(`{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":3}}`)))
 		_, err := newClient(u, Config{}).Chat(t.Context(), chatReq(false))
-		if kindOf(err) != llm.KindContentFilter {
+		if providertest.KindOf(err) != llm.KindContentFilter {
 			t.Errorf("err = %v, want a content filter error", err)
 		}
 	})
 }
 
 func TestChatStatusErrors(t *testing.T) {
-	file := func(p string) []byte { return fixture(t, p) }
+	file := func(p string) []byte { return providertest.Fixture(t, p) }
 	status := func(code int, st, msg string) []byte {
 		return fmt.Appendf(nil, `{"error":{"code":%d,"message":%q,"status":%q}}`, code, msg, st)
 	}
-	tests := []struct {
+	type statusCase struct {
 		name   string
 		status int
 		header map[string]string
 		body   []byte
 		want   llm.Error
-	}{
+	}
+	// passed is a case of a Google error, sent with its code as the HTTP
+	// status, whose status and message the adapter must pass on as they are.
+	passed := func(name string, code int, kind llm.Kind, st, msg string) statusCase {
+		return statusCase{name, code, nil, status(code, st, msg), llm.Error{Kind: kind, Status: code, Type: st, Message: msg}}
+	}
+	tests := []statusCase{
 		{"bad key", 400, nil, file("gemini/error-400-invalid-argument.json"), llm.Error{
 			Kind: llm.KindAuth, Status: 400, Type: "INVALID_ARGUMENT", Code: "API_KEY_INVALID", Message: "API key not valid. Please pass a valid API key.",
 		}},
@@ -284,36 +179,18 @@ func TestChatStatusErrors(t *testing.T) {
 		{"daily quota", 429, nil, []byte(`{"error":{"code":429,"message":"You exceeded your current quota.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"20s"}]}}`), llm.Error{
 			Kind: llm.KindQuota, Status: 429, Type: "RESOURCE_EXHAUSTED", Message: "You exceeded your current quota.", RetryAfter: 20 * time.Second,
 		}},
-		{"no free tier", 429, nil, status(429, "RESOURCE_EXHAUSTED", "Quota exceeded for metric: generate_content_free_tier_requests, limit: 0"), llm.Error{
-			Kind: llm.KindQuota, Status: 429, Type: "RESOURCE_EXHAUSTED", Message: "Quota exceeded for metric: generate_content_free_tier_requests, limit: 0",
-		}},
+		passed("no free tier", 429, llm.KindQuota, "RESOURCE_EXHAUSTED", "Quota exceeded for metric: generate_content_free_tier_requests, limit: 0"),
 		{"overloaded", 503, nil, file("gemini/error-503-unavailable.json"), llm.Error{
 			Kind: llm.KindOverloaded, Status: 503, Type: "UNAVAILABLE", Message: "The model is overloaded. Please try again later.",
 		}},
-		{"internal", 500, nil, status(500, "INTERNAL", "An internal error has occurred."), llm.Error{
-			Kind: llm.KindServer, Status: 500, Type: "INTERNAL", Message: "An internal error has occurred.",
-		}},
-		{"deadline", 504, nil, status(504, "DEADLINE_EXCEEDED", "Deadline expired."), llm.Error{
-			Kind: llm.KindTimeout, Status: 504, Type: "DEADLINE_EXCEEDED", Message: "Deadline expired.",
-		}},
-		{"not found", 404, nil, status(404, "NOT_FOUND", "models/gemini-x is not found"), llm.Error{
-			Kind: llm.KindNotFound, Status: 404, Type: "NOT_FOUND", Message: "models/gemini-x is not found",
-		}},
-		{"permission", 403, nil, status(403, "PERMISSION_DENIED", "denied"), llm.Error{
-			Kind: llm.KindAuth, Status: 403, Type: "PERMISSION_DENIED", Message: "denied",
-		}},
-		{"unauthenticated", 401, nil, status(401, "UNAUTHENTICATED", "no"), llm.Error{
-			Kind: llm.KindAuth, Status: 401, Type: "UNAUTHENTICATED", Message: "no",
-		}},
-		{"context length", 400, nil, status(400, "INVALID_ARGUMENT", "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."), llm.Error{
-			Kind: llm.KindContextLength, Status: 400, Type: "INVALID_ARGUMENT", Message: "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576).",
-		}},
-		{"invalid", 400, nil, status(400, "INVALID_ARGUMENT", "Invalid value at 'contents[0].role'"), llm.Error{
-			Kind: llm.KindInvalid, Status: 400, Type: "INVALID_ARGUMENT", Message: "Invalid value at 'contents[0].role'",
-		}},
-		{"location", 400, nil, status(400, "FAILED_PRECONDITION", "User location is not supported for the API use."), llm.Error{
-			Kind: llm.KindInvalid, Status: 400, Type: "FAILED_PRECONDITION", Message: "User location is not supported for the API use.",
-		}},
+		passed("internal", 500, llm.KindServer, "INTERNAL", "An internal error has occurred."),
+		passed("deadline", 504, llm.KindTimeout, "DEADLINE_EXCEEDED", "Deadline expired."),
+		passed("not found", 404, llm.KindNotFound, "NOT_FOUND", "models/gemini-x is not found"),
+		passed("permission", 403, llm.KindAuth, "PERMISSION_DENIED", "denied"),
+		passed("unauthenticated", 401, llm.KindAuth, "UNAUTHENTICATED", "no"),
+		passed("context length", 400, llm.KindContextLength, "INVALID_ARGUMENT", "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."),
+		passed("invalid", 400, llm.KindInvalid, "INVALID_ARGUMENT", "Invalid value at 'contents[0].role'"),
+		passed("location", 400, llm.KindInvalid, "FAILED_PRECONDITION", "User location is not supported for the API use."),
 		{"array body", 503, nil, []byte(`[{"error":{"code":503,"message":"busy","status":"UNAVAILABLE"}}]`), llm.Error{
 			Kind: llm.KindOverloaded, Status: 503, Type: "UNAVAILABLE", Message: "busy",
 		}},
@@ -327,21 +204,15 @@ func TestChatStatusErrors(t *testing.T) {
 	for _, tt := range tests {
 		for _, stream := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/stream=%v", tt.name, stream), func(t *testing.T) {
-				u := newUpstream(t, serveJSON(tt.status, tt.header, tt.body))
+				u := providertest.NewUpstream(t, serveJSON(tt.status, tt.header, tt.body))
 				s, err := newClient(u, Config{Name: "up"}).Chat(t.Context(), chatReq(stream))
 				if err == nil {
 					s.Close()
 					t.Fatal("Chat succeeded")
 				}
-				var got *llm.Error
-				if !errors.As(err, &got) {
-					t.Fatalf("err = %T %v, want *llm.Error", err, err)
-				}
 				want := tt.want
 				want.Provider = "up"
-				if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
-					t.Errorf("(-want +got):\n%s", diff)
-				}
+				providertest.CheckError(t, err, want)
 			})
 		}
 	}
@@ -381,21 +252,17 @@ func TestChatStreamEnds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, serveSSE(tt.stream))
+			u := providertest.NewUpstream(t, providertest.SSE(tt.stream))
 			c := newClient(u, Config{})
-			s, err := c.Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := drain(t, s)
+			a, err := providertest.Chat(t, c, chatReq(true))
 			if string(a.Text) != tt.wantText {
 				t.Errorf("text = %q, want %q", a.Text, tt.wantText)
 			}
 			switch {
 			case tt.wantErr != nil && err != tt.wantErr:
 				t.Errorf("err = %v, want %v", err, tt.wantErr)
-			case tt.wantErr == nil && (kindOf(err) != tt.wantKind || errors.Is(err, io.EOF)):
-				t.Errorf("err = %v (kind %v), want kind %v", err, kindOf(err), tt.wantKind)
+			case tt.wantErr == nil && (providertest.KindOf(err) != tt.wantKind || errors.Is(err, io.EOF)):
+				t.Errorf("err = %v (kind %v), want kind %v", err, providertest.KindOf(err), tt.wantKind)
 			}
 			if got := c.Malformed.Load(); got != tt.malformed {
 				t.Errorf("Malformed = %d, want %d", got, tt.malformed)
@@ -414,28 +281,13 @@ func TestChatStreamCut(t *testing.T) {
 		data(chunkHel),                                                           // between events
 	} {
 		t.Run(fmt.Sprintf("%q", cut[len(cut)-10:]), func(t *testing.T) {
-			u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/event-stream")
-				io.WriteString(w, cut)
-				rc := http.NewResponseController(w)
-				rc.Flush()
-				conn, _, err := rc.Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				conn.Close()
-			})
-			s, err := newClient(u, Config{}).Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := drain(t, s)
+			u := providertest.NewUpstream(t, providertest.Cut(t, cut))
+			a, err := providertest.Chat(t, newClient(u, Config{}), chatReq(true))
 			if string(a.Text) != "Hel" {
 				t.Errorf("text = %q, want Hel", a.Text)
 			}
-			if kindOf(err) != llm.KindStream || errors.Is(err, io.EOF) {
-				t.Errorf("err = %v (kind %v), want a stream error", err, kindOf(err))
+			if providertest.KindOf(err) != llm.KindStream || errors.Is(err, io.EOF) {
+				t.Errorf("err = %v (kind %v), want a stream error", err, providertest.KindOf(err))
 			}
 		})
 	}
@@ -444,90 +296,55 @@ func TestChatStreamCut(t *testing.T) {
 // TestChatJSONReplyToStream checks a stream request answered with JSON: a
 // whole answer as an array (no alt=sse honoured) or an error with a 200.
 func TestChatJSONReplyToStream(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, []byte("["+chunkHel+",\r\n"+chunkLo+",\r\n"+chunkFinish+"]")))
-	s, err := newClient(u, Config{}).Chat(t.Context(), chatReq(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := drain(t, s)
+	u := providertest.NewUpstream(t, serveJSON(200, nil, []byte("["+chunkHel+",\r\n"+chunkLo+",\r\n"+chunkFinish+"]")))
+	a, err := providertest.Chat(t, newClient(u, Config{}), chatReq(true))
 	if err != io.EOF || string(a.Text) != "Hello" || a.Finish != llm.FinishStop {
 		t.Errorf("answer %q, %q, %v", a.Text, a.Finish, err)
 	}
 
-	u = newUpstream(t, serveJSON(200, nil, []byte(`{"error":{"code":503,"message":"busy","status":"UNAVAILABLE"}}`)))
+	u = providertest.NewUpstream(t, serveJSON(200, nil, []byte(`{"error":{"code":503,"message":"busy","status":"UNAVAILABLE"}}`)))
 	_, err = newClient(u, Config{}).Chat(t.Context(), chatReq(true))
 	var e *llm.Error
 	if !errors.As(err, &e) || e.Kind != llm.KindOverloaded || e.Message != "busy" {
 		t.Errorf("err = %v, want the vendor's overloaded error", err)
 	}
 
-	u = newUpstream(t, serveJSON(200, nil, []byte(`<html>`)))
+	u = providertest.NewUpstream(t, serveJSON(200, nil, []byte(`<html>`)))
 	_, err = newClient(u, Config{}).Chat(t.Context(), chatReq(false))
-	if kindOf(err) != llm.KindStream {
+	if providertest.KindOf(err) != llm.KindStream {
 		t.Errorf("err = %v, want a stream error", err)
 	}
 }
 
-// stall is a handler that never answers, until the client leaves.
-func stall(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
-
 func TestChatHeaderTimeout(t *testing.T) {
-	u := newUpstream(t, stall)
+	u := providertest.NewUpstream(t, providertest.Stall)
 	_, err := newClient(u, Config{HeaderTimeout: 50 * time.Millisecond}).Chat(t.Context(), chatReq(true))
-	if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrHeaderTimeout) {
-		t.Errorf("err = %v (kind %v), want a header timeout", err, kindOf(err))
+	if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrHeaderTimeout) {
+		t.Errorf("err = %v (kind %v), want a header timeout", err, providertest.KindOf(err))
 	}
 }
 
 // TestChatIdleTimeoutServer checks a real upstream that goes silent after
 // its first chunk.
 func TestChatIdleTimeoutServer(t *testing.T) {
-	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, data(chunkHel))
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-	})
-	s, err := newClient(u, Config{HeaderTimeout: time.Minute, IdleTimeout: 100 * time.Millisecond}).Chat(t.Context(), chatReq(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := drain(t, s)
+	u := providertest.NewUpstream(t, providertest.StallAfter(data(chunkHel)))
+	a, err := providertest.Chat(t, newClient(u, Config{HeaderTimeout: time.Minute, IdleTimeout: 100 * time.Millisecond}), chatReq(true))
 	if string(a.Text) != "Hel" {
 		t.Errorf("text = %q, want Hel", a.Text)
 	}
-	if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
-		t.Errorf("err = %v (kind %v), want an idle timeout", err, kindOf(err))
+	if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
+		t.Errorf("err = %v (kind %v), want an idle timeout", err, providertest.KindOf(err))
 	}
 }
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // TestChatIdleTimeout checks, under synctest, that a stream that goes
 // silent fails after IdleTimeout exactly, and that chunks arriving within
 // it keep a long answer alive.
 func TestChatIdleTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hc := &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			pr, pw := io.Pipe()
-			go func() {
-				<-r.Context().Done()
-				pw.CloseWithError(r.Context().Err())
-			}()
-			go func() {
-				for i, c := range []string{data(chunkHel), data(chunkLo), data(chunkLo)} {
-					if i > 0 {
-						time.Sleep(8 * time.Second)
-					}
-					if _, err := io.WriteString(pw, c); err != nil {
-						return
-					}
-				}
-			}()
-			return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: pr}, nil
-		})}
-		c := New(Config{Name: "up", BaseURL: "http://up/v1beta", IdleTimeout: 10 * time.Second, Log: quiet()}, hc)
+		chunks := []string{data(chunkHel), data(chunkLo), data(chunkLo)}
+		hc := providertest.Trickle(chunks, []time.Duration{0, 8 * time.Second, 8 * time.Second})
+		c := New(Config{Name: "up", BaseURL: "http://up/v1beta", IdleTimeout: 10 * time.Second, Log: providertest.Quiet()}, hc)
 		s, err := c.Chat(t.Context(), chatReq(true))
 		if err != nil {
 			t.Fatal(err)
@@ -540,8 +357,8 @@ func TestChatIdleTimeout(t *testing.T) {
 		}
 		last := time.Now()
 		_, err = s.Recv()
-		if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) || time.Since(last) != 10*time.Second {
-			t.Errorf("err = %v (kind %v) after %v, want an idle timeout after 10s", err, kindOf(err), time.Since(last))
+		if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) || time.Since(last) != 10*time.Second {
+			t.Errorf("err = %v (kind %v) after %v, want an idle timeout after 10s", err, providertest.KindOf(err), time.Since(last))
 		}
 	})
 }
@@ -549,26 +366,22 @@ func TestChatIdleTimeout(t *testing.T) {
 // TestChatCanceled checks that a client leaving is not the upstream's fault.
 func TestChatCanceled(t *testing.T) {
 	t.Run("before headers", func(t *testing.T) {
-		u := newUpstream(t, stall)
+		u := providertest.NewUpstream(t, providertest.Stall)
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
 		_, err := newClient(u, Config{HeaderTimeout: time.Minute}).Chat(ctx, chatReq(true))
-		if kindOf(err) != llm.KindTimeout {
-			t.Errorf("err = %v (kind %v): a caller's deadline is a timeout", err, kindOf(err))
+		if providertest.KindOf(err) != llm.KindTimeout {
+			t.Errorf("err = %v (kind %v): a caller's deadline is a timeout", err, providertest.KindOf(err))
 		}
 		ctx, cancel = context.WithCancel(t.Context())
 		time.AfterFunc(20*time.Millisecond, cancel)
 		_, err = newClient(u, Config{}).Chat(ctx, chatReq(true))
-		if kindOf(err) != llm.KindCanceled {
-			t.Errorf("err = %v (kind %v), want canceled", err, kindOf(err))
+		if providertest.KindOf(err) != llm.KindCanceled {
+			t.Errorf("err = %v (kind %v), want canceled", err, providertest.KindOf(err))
 		}
 	})
 	t.Run("during the stream", func(t *testing.T) {
-		u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, data(chunkHel))
-			w.(http.Flusher).Flush()
-			<-r.Context().Done()
-		})
+		u := providertest.NewUpstream(t, providertest.StallAfter(data(chunkHel)))
 		ctx, cancel := context.WithCancel(t.Context())
 		s, err := newClient(u, Config{}).Chat(ctx, chatReq(true))
 		if err != nil {
@@ -578,15 +391,15 @@ func TestChatCanceled(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		if _, err = drain(t, s); kindOf(err) != llm.KindCanceled {
-			t.Errorf("err = %v (kind %v), want canceled", err, kindOf(err))
+		if _, err = providertest.Drain(t, s); providertest.KindOf(err) != llm.KindCanceled {
+			t.Errorf("err = %v (kind %v), want canceled", err, providertest.KindOf(err))
 		}
 	})
 }
 
 func TestChatKeysHeadersModels(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, fixture(t, "gemini/response-text.json")))
-	c := New(Config{Name: "up", BaseURL: u.URL + "/v1beta/", Keys: []string{"k1", "k2"}, Headers: map[string]string{"X-Goog-User-Project": "p"}, Log: quiet()}, u.Client())
+	u := providertest.NewUpstream(t, serveJSON(200, nil, providertest.Fixture(t, "gemini/response-text.json")))
+	c := New(Config{Name: "up", BaseURL: u.URL + "/v1beta/", Keys: []string{"k1", "k2"}, Headers: map[string]string{"X-Goog-User-Project": "p"}, Log: providertest.Quiet()}, u.Client())
 	var keys []string
 	for _, model := range []string{"gemini-2.5-flash", "models/gemini-2.5-pro", "tunedModels/mine", "gemini-2.5-flash"} {
 		r := chatReq(false)
@@ -598,7 +411,7 @@ func TestChatKeysHeadersModels(t *testing.T) {
 		s.Close()
 	}
 	var paths []string
-	for _, r := range u.seen() {
+	for _, r := range u.Requests() {
 		keys = append(keys, r.Header.Get("X-Goog-Api-Key"))
 		paths = append(paths, r.Path)
 		if r.Header.Get("X-Goog-User-Project") != "p" {
@@ -622,17 +435,17 @@ func TestChatKeysHeadersModels(t *testing.T) {
 
 // TestChatInvalidRequest checks a request Gemini cannot be sent.
 func TestChatInvalidRequest(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, nil))
+	u := providertest.NewUpstream(t, serveJSON(200, nil, nil))
 	r := chatReq(true)
 	r.Messages = append(r.Messages, llm.Message{Role: llm.RoleAssistant, ToolCalls: []llm.ToolCall{{ID: "c", Name: "f", Arguments: "[1]"}}})
 	_, err := newClient(u, Config{}).Chat(t.Context(), r)
-	if kindOf(err) != llm.KindInvalid || len(u.seen()) != 0 {
-		t.Errorf("err = %v after %d requests, want invalid before any", err, len(u.seen()))
+	if providertest.KindOf(err) != llm.KindInvalid || len(u.Requests()) != 0 {
+		t.Errorf("err = %v after %d requests, want invalid before any", err, len(u.Requests()))
 	}
 }
 
 func TestEmbed(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, []byte(`{"embeddings":[{"values":[0.1,0.2]},{"values":[-1,2e-3]}]}`)))
+	u := providertest.NewUpstream(t, serveJSON(200, nil, []byte(`{"embeddings":[{"values":[0.1,0.2]},{"values":[-1,2e-3]}]}`)))
 	dims := 2
 	e, err := newClient(u, Config{Keys: []string{"gk"}}).Embed(t.Context(), &llm.EmbedRequest{Model: "text-embedding-004", Input: []string{"a", "b"}, Dimensions: &dims})
 	if err != nil {
@@ -642,7 +455,7 @@ func TestEmbed(t *testing.T) {
 	if diff := cmp.Diff(want, e); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	r := u.seen()[0]
+	r := u.Requests()[0]
 	wantBody := `{"requests":[{"model":"models/text-embedding-004","content":{"parts":[{"text":"a"}]},"outputDimensionality":2},{"model":"models/text-embedding-004","content":{"parts":[{"text":"b"}]},"outputDimensionality":2}]}`
 	if r.Path != "/v1beta/models/text-embedding-004:batchEmbedContents" || string(r.Body) != wantBody || r.Header.Get("X-Goog-Api-Key") != "gk" {
 		t.Errorf("request %s %s %v", r.Path, r.Body, r.Header)
@@ -660,10 +473,10 @@ func TestEmbed(t *testing.T) {
 		{"not JSON", 200, `{"embeddings":`, llm.KindStream},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, serveJSON(tt.status, nil, []byte(tt.body)))
+			u := providertest.NewUpstream(t, serveJSON(tt.status, nil, []byte(tt.body)))
 			_, err := newClient(u, Config{}).Embed(t.Context(), &llm.EmbedRequest{Model: "m", Input: []string{"a", "b"}})
-			if kindOf(err) != tt.kind {
-				t.Errorf("err = %v (kind %v), want %v", err, kindOf(err), tt.kind)
+			if providertest.KindOf(err) != tt.kind {
+				t.Errorf("err = %v (kind %v), want %v", err, providertest.KindOf(err), tt.kind)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/provider/providertest"
 	"github.com/keel-ai/keel/internal/sim"
 )
 
@@ -18,7 +19,7 @@ func simClient(t *testing.T, profiles map[string]sim.Profile, cfg Config) (*Clie
 	s := sim.New(sim.Config{Seed: 1, Profiles: profiles})
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
-	cfg.Name, cfg.BaseURL, cfg.Log = "sim", ts.URL+"/v1beta", quiet()
+	cfg.Name, cfg.BaseURL, cfg.Log = "sim", ts.URL+"/v1beta", providertest.Quiet()
 	return New(cfg, ts.Client()), s
 }
 
@@ -34,11 +35,7 @@ func TestSim(t *testing.T) {
 	msgs := []llm.Message{text(llm.RoleSystem, "Be brief."), text(llm.RoleUser, "Why is the sky blue?")}
 	want := strings.Join(sim.Answer(sim.PromptOf("Be brief.", "Why is the sky blue?"), 6), "")
 	for _, stream := range []bool{true, false} {
-		s, err := c.Chat(t.Context(), &llm.Request{Model: "m", Messages: msgs, Stream: stream})
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := drain(t, s)
+		a, err := providertest.Chat(t, c, &llm.Request{Model: "m", Messages: msgs, Stream: stream})
 		if err != io.EOF || string(a.Text) != want || a.Finish != llm.FinishStop || a.Usage != (llm.Usage{Input: 7, Output: 6}) || a.Model != "m" || a.ID == "" {
 			t.Errorf("stream %v: %+v, %v; want %q", stream, a, err, want)
 		}
@@ -46,11 +43,7 @@ func TestSim(t *testing.T) {
 
 	r := &llm.Request{Model: "m", Messages: msgs, Stream: true, MaxTokens: new(int)}
 	*r.MaxTokens = 2
-	s, err := c.Chat(t.Context(), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, err := drain(t, s); err != io.EOF || a.Finish != llm.FinishLength || len(strings.Fields(string(a.Text))) != 2 {
+	if a, err := providertest.Chat(t, c, r); err != io.EOF || a.Finish != llm.FinishLength || len(strings.Fields(string(a.Text))) != 2 {
 		t.Errorf("max tokens: %+v, %v", a, err)
 	}
 }
@@ -61,11 +54,7 @@ func TestSimTools(t *testing.T) {
 	tools := []llm.Tool{{Name: "weather", Parameters: json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city"],"additionalProperties":false}`)}}
 	q := text(llm.RoleUser, "Weather in Paris?")
 	for _, stream := range []bool{true, false} {
-		s, err := c.Chat(t.Context(), &llm.Request{Model: "m", Messages: []llm.Message{q}, Tools: tools, Stream: stream})
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := drain(t, s)
+		a, err := providertest.Chat(t, c, &llm.Request{Model: "m", Messages: []llm.Message{q}, Tools: tools, Stream: stream})
 		if err != io.EOF || a.Finish != llm.FinishToolCalls || len(a.ToolCalls) != 1 || len(a.Text) != 0 {
 			t.Fatalf("stream %v: %+v, %v", stream, a, err)
 		}
@@ -84,11 +73,7 @@ func TestSimTools(t *testing.T) {
 		{Role: llm.RoleAssistant, ToolCalls: []llm.ToolCall{{ID: "call_1", Name: "weather", Arguments: `{"city":"Paris"}`}}},
 		{Role: llm.RoleTool, ToolCallID: "call_1", Content: []llm.Part{llm.TextPart(result)}},
 	}
-	s, err := c.Chat(t.Context(), &llm.Request{Model: "m", Messages: history, Tools: tools, Stream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := drain(t, s)
+	a, err := providertest.Chat(t, c, &llm.Request{Model: "m", Messages: history, Tools: tools, Stream: true})
 	want := strings.Join(sim.Answer(sim.PromptOf("Weather in Paris?", "", result), 0), "")
 	if err != io.EOF || string(a.Text) != want || a.Finish != llm.FinishStop {
 		t.Errorf("answer %q (%v), want %q", a.Text, err, want)
@@ -110,7 +95,7 @@ func TestSimPrefill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := drain(t, s)
+	a, err := providertest.Drain(t, s)
 	if err != io.EOF || partial+string(a.Text) != strings.Join(ans, "") {
 		t.Errorf("continued with %q (%v); want the rest of %q", a.Text, err, strings.Join(ans, ""))
 	}
@@ -144,7 +129,7 @@ func TestSimFaults(t *testing.T) {
 			var a llm.Answer
 			s, err := c.Chat(t.Context(), &llm.Request{Model: "m", Messages: []llm.Message{text(llm.RoleUser, "hi")}, Stream: true})
 			if err == nil {
-				a, err = drain(t, s)
+				a, err = providertest.Drain(t, s)
 			}
 			var e *llm.Error
 			switch {

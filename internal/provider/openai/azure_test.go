@@ -1,20 +1,17 @@
 package openai
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/provider/providertest"
 )
 
 func TestAzureURL(t *testing.T) {
@@ -52,30 +49,12 @@ func TestAzureURL(t *testing.T) {
 	}
 }
 
-// azureSeen is a request as Azure received it.
-type azureSeen struct {
-	Path, Query string
-	Header      http.Header
-}
-
-// newAzure serves h as an Azure resource and returns a client of it,
-// recording what each request arrived with.
-func newAzure(t *testing.T, h http.HandlerFunc, cfg Config) (*Client, func() []azureSeen) {
-	var mu sync.Mutex
-	var seen []azureSeen
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, azureSeen{r.URL.Path, r.URL.RawQuery, r.Header.Clone()})
-		mu.Unlock()
-		h(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	cfg.Name, cfg.Dialect, cfg.BaseURL = "azure-east", Dialects["azure"], srv.URL
-	return New(cfg, srv.Client()), func() []azureSeen {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]azureSeen(nil), seen...)
-	}
+// newAzure serves h as an Azure resource and returns a client of it, and
+// the upstream, which records what each request arrived with.
+func newAzure(t *testing.T, h http.HandlerFunc, cfg Config) (*Client, *providertest.Upstream) {
+	u := providertest.NewUpstream(t, h)
+	cfg.Name, cfg.Dialect, cfg.BaseURL = "azure-east", Dialects["azure"], u.URL
+	return New(cfg, u.Client()), u
 }
 
 // azureStream is how Azure streams a chat answer: a first chunk with no
@@ -99,16 +78,12 @@ data: [DONE]
 // URL, the api-version, the api-key header and no Authorization; and that
 // its stream decodes.
 func TestAzureChat(t *testing.T) {
-	c, seen := newAzure(t, serveSSE([]byte(azureStream)), Config{
+	c, u := newAzure(t, providertest.SSE(azureStream), Config{
 		Keys: []string{"k1", "k2"}, APIVersion: "2025-04-01-preview", Headers: map[string]string{"X-Ms-Client-Request-Id": "r1"},
 	})
 	r := chatReq(true)
 	r.Model = "gpt-4o-east"
-	s, err := c.Chat(t.Context(), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := drain(t, s)
+	a, err := providertest.Chat(t, c, r)
 	if err != io.EOF {
 		t.Fatalf("err = %v, want a complete answer", err)
 	}
@@ -122,15 +97,15 @@ func TestAzureChat(t *testing.T) {
 	if _, err := c.Embed(t.Context(), &llm.EmbedRequest{Model: "emb-east", Input: []string{"a"}}); err == nil {
 		t.Error("Embed of a chat stream succeeded")
 	}
-	got := seen()
+	got := u.Requests()
 	if len(got) != 2 {
 		t.Fatalf("%d requests", len(got))
 	}
-	for i, want := range []azureSeen{
-		{"/openai/deployments/gpt-4o-east/chat/completions", "api-version=2025-04-01-preview", http.Header{
+	for i, want := range []providertest.Request{
+		{Path: "/openai/deployments/gpt-4o-east/chat/completions", Query: "api-version=2025-04-01-preview", Header: http.Header{
 			"Api-Key": {"k1"}, "Accept": {"text/event-stream"}, "Content-Type": {"application/json"}, "X-Ms-Client-Request-Id": {"r1"},
 		}},
-		{"/openai/deployments/emb-east/embeddings", "api-version=2025-04-01-preview", http.Header{
+		{Path: "/openai/deployments/emb-east/embeddings", Query: "api-version=2025-04-01-preview", Header: http.Header{
 			"Api-Key": {"k2"}, "Accept": {"application/json"}, "Content-Type": {"application/json"}, "X-Ms-Client-Request-Id": {"r1"},
 		}},
 	} {
@@ -152,7 +127,7 @@ func TestAzureChat(t *testing.T) {
 // TestAzureEmbed checks an embeddings call to a deployment, asking for
 // base64.
 func TestAzureEmbed(t *testing.T) {
-	c, seen := newAzure(t, serveEmbeddings(t), Config{Keys: []string{"k"}})
+	c, u := newAzure(t, serveEmbeddings(t), Config{Keys: []string{"k"}})
 	e, err := c.Embed(t.Context(), &llm.EmbedRequest{Model: "text-embedding-3-small", Input: []string{"a", "b"}})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +135,7 @@ func TestAzureEmbed(t *testing.T) {
 	if len(e.Vectors) != 2 || len(e.Vectors[0]) != 8 {
 		t.Errorf("got %d vectors", len(e.Vectors))
 	}
-	g := seen()[0]
+	g := u.Requests()[0]
 	if g.Path != "/openai/deployments/text-embedding-3-small/embeddings" || g.Query != "api-version="+DefaultAPIVersion || g.Header.Get("Api-Key") != "k" {
 		t.Errorf("Azure saw %s?%s with api-key %q", g.Path, g.Query, g.Header.Get("Api-Key"))
 	}
@@ -169,11 +144,11 @@ func TestAzureEmbed(t *testing.T) {
 // TestAzureEntraID checks that a bearer token in Headers, with no keys,
 // reaches Azure as it is.
 func TestAzureEntraID(t *testing.T) {
-	c, seen := newAzure(t, serveEmbeddings(t), Config{Headers: map[string]string{"Authorization": "Bearer eyJ0"}})
+	c, u := newAzure(t, serveEmbeddings(t), Config{Headers: map[string]string{"Authorization": "Bearer eyJ0"}})
 	if _, err := c.Embed(t.Context(), embedReq("a", "b")); err != nil {
 		t.Fatal(err)
 	}
-	if h := seen()[0].Header; h.Get("Authorization") != "Bearer eyJ0" || h.Get("Api-Key") != "" {
+	if h := u.Requests()[0].Header; h.Get("Authorization") != "Bearer eyJ0" || h.Get("Api-Key") != "" {
 		t.Errorf("Authorization %q, api-key %q", h.Get("Authorization"), h.Get("Api-Key"))
 	}
 }
@@ -213,21 +188,15 @@ func TestAzureErrors(t *testing.T) {
 	for _, tt := range tests {
 		for _, stream := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/stream=%v", tt.name, stream), func(t *testing.T) {
-				c, _ := newAzure(t, serveJSON(tt.status, tt.header, []byte(tt.body)), Config{Keys: []string{"k"}})
+				c, _ := newAzure(t, providertest.JSON(tt.status, tt.header, []byte(tt.body)), Config{Keys: []string{"k"}})
 				s, err := c.Chat(t.Context(), chatReq(stream))
 				if err == nil {
 					s.Close()
 					t.Fatal("Chat succeeded")
 				}
-				var got *llm.Error
-				if !errors.As(err, &got) {
-					t.Fatalf("err = %T %v, want *llm.Error", err, err)
-				}
 				want := tt.want
 				want.Provider = "azure-east"
-				if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
-					t.Errorf("(-want +got):\n%s", diff)
-				}
+				providertest.CheckError(t, err, want)
 			})
 		}
 	}
@@ -237,12 +206,8 @@ func TestAzureErrors(t *testing.T) {
 // short: a complete answer that finished with content_filter.
 func TestAzureFilteredAnswer(t *testing.T) {
 	stream := strings.Replace(azureStream, `"delta":{},"finish_reason":"stop"`, `"delta":{},"finish_reason":"content_filter"`, 1)
-	c, _ := newAzure(t, serveSSE([]byte(stream)), Config{})
-	s, err := c.Chat(t.Context(), chatReq(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := drain(t, s)
+	c, _ := newAzure(t, providertest.SSE(stream), Config{})
+	a, err := providertest.Chat(t, c, chatReq(true))
 	if err != io.EOF || a.Finish != llm.FinishContentFilter {
 		t.Errorf("finish %q, err %v; want content_filter, io.EOF", a.Finish, err)
 	}
@@ -253,7 +218,7 @@ func TestAzureFilteredAnswer(t *testing.T) {
 // Regression: a chat client saw every chunk with id "chatcmpl-keel" and
 // model "".
 func TestAzureStreamPreamble(t *testing.T) {
-	c, _ := newAzure(t, serveSSE([]byte(azureStream)), Config{})
+	c, _ := newAzure(t, providertest.SSE(azureStream), Config{})
 	s, err := c.Chat(t.Context(), chatReq(true))
 	if err != nil {
 		t.Fatal(err)

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/keel-ai/keel/internal/llm"
 	"github.com/keel-ai/keel/internal/provider"
+	"github.com/keel-ai/keel/internal/provider/providertest"
 	"github.com/keel-ai/keel/internal/sim"
 	"github.com/keel-ai/keel/internal/wire"
 )
@@ -82,7 +82,7 @@ func TestEmbed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.dialect, func(t *testing.T) {
-			u := newUpstream(t, serveEmbeddings(t))
+			u := providertest.NewUpstream(t, serveEmbeddings(t))
 			c := newClient(t, u, Config{Dialect: Dialects[tt.dialect], Keys: []string{"k"}})
 			r := &llm.EmbedRequest{Model: "text-embedding-3-small", Input: []string{"a", "b"}, Dimensions: &dims, User: "u"}
 			got, err := c.Embed(t.Context(), r)
@@ -92,7 +92,7 @@ func TestEmbed(t *testing.T) {
 			if diff := cmp.Diff(want, got, bitsEqual); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
-			s := u.seen()[0]
+			s := u.Requests()[0]
 			if s.Path != "/v1/embeddings" || string(s.Body) != tt.body {
 				t.Errorf("upstream saw %s %s\nwant /v1/embeddings %s", s.Path, s.Body, tt.body)
 			}
@@ -113,7 +113,7 @@ func TestEmbed(t *testing.T) {
 func TestEmbedNoEmbeddings(t *testing.T) {
 	for name, d := range Dialects {
 		t.Run(name, func(t *testing.T) {
-			u := newUpstream(t, serveEmbeddings(t))
+			u := providertest.NewUpstream(t, serveEmbeddings(t))
 			c := newClient(t, u, Config{Dialect: d})
 			if c.Supports("m", llm.FeatureEmbeddings) != !d.NoEmbeddings {
 				t.Errorf("Supports(embeddings) = %v with NoEmbeddings %v", c.Supports("m", llm.FeatureEmbeddings), d.NoEmbeddings)
@@ -122,10 +122,10 @@ func TestEmbedNoEmbeddings(t *testing.T) {
 				return
 			}
 			_, err := c.Embed(t.Context(), embedReq("a"))
-			if kindOf(err) != llm.KindNotFound {
-				t.Errorf("err = %v (kind %v), want not_found", err, kindOf(err))
+			if providertest.KindOf(err) != llm.KindNotFound {
+				t.Errorf("err = %v (kind %v), want not_found", err, providertest.KindOf(err))
 			}
-			if n := len(u.seen()); n != 0 {
+			if n := len(u.Requests()); n != 0 {
 				t.Errorf("%d requests sent", n)
 			}
 		})
@@ -157,7 +157,7 @@ func TestEmbedErrors(t *testing.T) {
 			`{"error":{"message":"The model ` + "`gpt-4o`" + ` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}}`,
 			llm.Error{Kind: llm.KindNotFound, Status: 404, Type: "invalid_request_error", Code: "model_not_found",
 				Message: "The model `gpt-4o` does not exist or you do not have access to it."}},
-		{"invalid key", 401, nil, string(fixture(t, "openai-chat/error-401-invalid-key.json")),
+		{"invalid key", 401, nil, string(providertest.Fixture(t, "openai-chat/error-401-invalid-key.json")),
 			llm.Error{Kind: llm.KindAuth, Status: 401, Type: "invalid_request_error", Code: "invalid_api_key",
 				Message: "Incorrect API key provided: sk-xxxx. You can find your API key at https://platform.openai.com/account/api-keys."}},
 		{"mistral validation", 422, nil, `{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","dimensions"],"msg":"Extra inputs are not permitted"}]},"type":"invalid_request_error","param":null,"code":null}`,
@@ -174,17 +174,11 @@ func TestEmbedErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, serveJSON(tt.status, tt.header, []byte(tt.body)))
+			u := providertest.NewUpstream(t, providertest.JSON(tt.status, tt.header, []byte(tt.body)))
 			_, err := newClient(t, u, Config{Name: "up"}).Embed(t.Context(), embedReq("a", "b"))
-			var got *llm.Error
-			if !errors.As(err, &got) {
-				t.Fatalf("err = %T %v, want *llm.Error", err, err)
-			}
 			want := tt.want
 			want.Provider = "up"
-			if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
+			providertest.CheckError(t, err, want)
 		})
 	}
 }
@@ -193,7 +187,7 @@ func TestEmbedErrors(t *testing.T) {
 // decoding problem of the upstream's.
 func TestEmbedCut(t *testing.T) {
 	body := embedFixture(t, "openai-float.json")
-	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	u := providertest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body[:len(body)/2])
@@ -215,41 +209,36 @@ func TestEmbedCut(t *testing.T) {
 
 func TestEmbedTimeouts(t *testing.T) {
 	t.Run("headers", func(t *testing.T) {
-		u := newUpstream(t, stall(nil))
+		u := providertest.NewUpstream(t, providertest.Stall)
 		_, err := newClient(t, u, Config{HeaderTimeout: 50 * time.Millisecond}).Embed(t.Context(), embedReq("a"))
-		if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrHeaderTimeout) {
-			t.Errorf("err = %v (kind %v), want a header timeout", err, kindOf(err))
+		if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrHeaderTimeout) {
+			t.Errorf("err = %v (kind %v), want a header timeout", err, providertest.KindOf(err))
 		}
 	})
 	t.Run("body", func(t *testing.T) {
-		u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		u := providertest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"object":"list","data":[`)
 			w.(http.Flusher).Flush()
 			<-r.Context().Done()
 		})
 		_, err := newClient(t, u, Config{HeaderTimeout: time.Minute, IdleTimeout: 50 * time.Millisecond}).Embed(t.Context(), embedReq("a"))
-		if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
-			t.Errorf("err = %v (kind %v), want an idle timeout", err, kindOf(err))
+		if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
+			t.Errorf("err = %v (kind %v), want an idle timeout", err, providertest.KindOf(err))
 		}
 	})
 	t.Run("canceled", func(t *testing.T) {
-		arrived := make(chan struct{}, 1)
-		u := newUpstream(t, stall(arrived))
-		ctx, cancel := context.WithCancel(t.Context())
-		go func() {
-			<-arrived
-			cancel()
-		}()
+		ctx, h := providertest.CancelOnArrival(t)
+		u := providertest.NewUpstream(t, h)
 		_, err := newClient(t, u, Config{HeaderTimeout: time.Minute}).Embed(ctx, embedReq("a"))
-		if kindOf(err) != llm.KindCanceled || !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v (kind %v), want canceled", err, kindOf(err))
+		if providertest.KindOf(err) != llm.KindCanceled || !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v (kind %v), want canceled", err, providertest.KindOf(err))
 		}
 	})
 }
 
 func TestEmbedKeysRoundRobin(t *testing.T) {
-	u := newUpstream(t, serveEmbeddings(t))
+	u := providertest.NewUpstream(t, serveEmbeddings(t))
 	c := newClient(t, u, Config{Keys: []string{"k1", "k2"}})
 	for range 2 {
 		if _, err := c.Embed(t.Context(), embedReq("a", "b")); err != nil {
@@ -261,7 +250,7 @@ func TestEmbedKeysRoundRobin(t *testing.T) {
 		}
 	}
 	var got []string
-	for _, r := range u.seen() {
+	for _, r := range u.Requests() {
 		got = append(got, r.Header.Get("Authorization"))
 	}
 	if diff := cmp.Diff([]string{"Bearer k1", "Bearer k2", "Bearer k1", "Bearer k2"}, got); diff != "" {

@@ -7,12 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -25,126 +21,24 @@ import (
 
 	"github.com/keel-ai/keel/internal/llm"
 	"github.com/keel-ai/keel/internal/provider"
+	"github.com/keel-ai/keel/internal/provider/providertest"
 	"github.com/keel-ai/keel/internal/wire"
 )
 
-// examples are the recorded wire examples, kept with the wire package.
-const examples = "../../wire/testdata/examples"
-
-func fixture(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(examples, path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// seen is one request as the upstream received it.
-type seen struct {
-	Header http.Header
-	Path   string
-	Body   []byte
-}
-
-// upstream is an httptest server whose handler the test sets, and which
-// records every request.
-type upstream struct {
-	*httptest.Server
-	mu      sync.Mutex
-	reqs    []seen
-	handler http.HandlerFunc
-}
-
-func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
-	u := &upstream{handler: h}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, seen{r.Header.Clone(), r.URL.Path, b})
-		u.mu.Unlock()
-		u.handler(w, r)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *upstream) seen() []seen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]seen(nil), u.reqs...)
-}
-
-// serveSSE writes a recorded stream one event at a time, flushing each.
-func serveSSE(stream []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		rc := http.NewResponseController(w)
-		for ev := range strings.SplitAfterSeq(string(stream), "\n\n") {
-			io.WriteString(w, ev)
-			rc.Flush()
-		}
-	}
-}
-
-func serveJSON(status int, header map[string]string, body []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(status)
-		w.Write(body)
-	}
-}
-
-// newClient returns a client of u, quiet unless the test fails.
-func newClient(t *testing.T, u *upstream, cfg Config) *Client {
+// newClient returns a client of u, named "up" and logging nothing unless
+// cfg says otherwise.
+func newClient(t *testing.T, u *providertest.Upstream, cfg Config) *Client {
 	if cfg.Name == "" {
 		cfg.Name = "up"
 	}
 	cfg.BaseURL = u.URL + "/v1"
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Log = providertest.Quiet()
 	}
 	return New(cfg, u.Client())
 }
 
-func chatReq(stream bool) *llm.Request {
-	return &llm.Request{
-		Model:    "m",
-		Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{llm.TextPart("hi")}}},
-		Stream:   stream,
-	}
-}
-
-// drain reads s to its end, returning the answer and the final error
-// (io.EOF for a complete answer).
-func drain(t testing.TB, s llm.Stream) (llm.Answer, error) {
-	t.Helper()
-	var a llm.Answer
-	for range 10000 {
-		ev, err := s.Recv()
-		if err != nil {
-			if _, again := s.Recv(); again != err {
-				t.Errorf("Recv after the end = %v, want the same %v", again, err)
-			}
-			s.Close()
-			return a, err
-		}
-		a.Add(ev)
-	}
-	t.Fatal("stream does not end")
-	return a, nil
-}
-
-func kindOf(err error) llm.Kind {
-	var e *llm.Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return 255
-}
+func chatReq(stream bool) *llm.Request { return providertest.Hi("m", stream) }
 
 var ignoreEvents = cmpopts.IgnoreFields(llm.Answer{}, "Events")
 
@@ -192,13 +86,9 @@ func TestChatStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			u := newUpstream(t, serveSSE(fixture(t, tt.file)))
+			u := providertest.NewUpstream(t, providertest.Serve(t, tt.file))
 			c := newClient(t, u, Config{})
-			s, err := c.Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := drain(t, s)
+			got, err := providertest.Chat(t, c, chatReq(true))
 			if err != io.EOF {
 				t.Fatalf("stream ended with %v, want io.EOF", err)
 			}
@@ -208,7 +98,7 @@ func TestChatStream(t *testing.T) {
 			if n := c.Malformed.Load(); n != 0 {
 				t.Errorf("Malformed = %d", n)
 			}
-			r := u.seen()[0]
+			r := u.Requests()[0]
 			if r.Path != "/v1/chat/completions" || r.Header.Get("Accept") != "text/event-stream" || r.Header.Get("Content-Type") != "application/json" {
 				t.Errorf("request: path %s, headers %v", r.Path, r.Header)
 			}
@@ -219,8 +109,8 @@ func TestChatStream(t *testing.T) {
 // TestChatStreamRelay checks that the chunks of an OpenAI stream reach the
 // consumer as the upstream's bytes, for relaying without re-encoding.
 func TestChatStreamRelay(t *testing.T) {
-	stream := fixture(t, "openai-chat/stream-text-usage.sse")
-	u := newUpstream(t, serveSSE(stream))
+	stream := providertest.Fixture(t, "openai-chat/stream-text-usage.sse")
+	u := providertest.NewUpstream(t, providertest.SSE(string(stream)))
 	s, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(true))
 	if err != nil {
 		t.Fatal(err)
@@ -268,8 +158,8 @@ func TestChatNonStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			body := fixture(t, tt.file)
-			u := newUpstream(t, serveJSON(200, nil, body))
+			body := providertest.Fixture(t, tt.file)
+			u := providertest.NewUpstream(t, providertest.JSON(200, nil, body))
 			s, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(false))
 			if err != nil {
 				t.Fatal(err)
@@ -289,7 +179,7 @@ func TestChatNonStream(t *testing.T) {
 			if _, err := s.Recv(); err != io.EOF {
 				t.Errorf("second Recv = %v, want io.EOF", err)
 			}
-			if r := u.seen()[0]; r.Header.Get("Accept") != "application/json" {
+			if r := u.Requests()[0]; r.Header.Get("Accept") != "application/json" {
 				t.Errorf("Accept = %q", r.Header.Get("Accept"))
 			}
 			s.Close()
@@ -315,17 +205,11 @@ func TestChatNonStreamErrorBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, serveJSON(200, nil, []byte(tt.body)))
+			u := providertest.NewUpstream(t, providertest.JSON(200, nil, []byte(tt.body)))
 			_, err := newClient(t, u, Config{Name: "up"}).Chat(t.Context(), chatReq(false))
-			var got *llm.Error
-			if !errors.As(err, &got) {
-				t.Fatalf("err = %v, want *llm.Error", err)
-			}
 			want := tt.want
 			want.Provider = "up"
-			if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
+			providertest.CheckError(t, err, want)
 		})
 	}
 }
@@ -336,10 +220,10 @@ func TestChatStatusErrors(t *testing.T) {
 		Headers map[string]string
 		Body    json.RawMessage
 	}
-	if err := json.Unmarshal(fixture(t, "openai-chat/error-429-rate-limit.http.json"), &rateLimit); err != nil {
+	if err := json.Unmarshal(providertest.Fixture(t, "openai-chat/error-429-rate-limit.http.json"), &rateLimit); err != nil {
 		t.Fatal(err)
 	}
-	file := func(p string) []byte { return fixture(t, p) }
+	file := func(p string) []byte { return providertest.Fixture(t, p) }
 	tests := []struct {
 		name   string
 		status int
@@ -406,29 +290,18 @@ func TestChatStatusErrors(t *testing.T) {
 	for _, tt := range tests {
 		for _, stream := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/stream=%v", tt.name, stream), func(t *testing.T) {
-				u := newUpstream(t, serveJSON(tt.status, tt.header, tt.body))
+				u := providertest.NewUpstream(t, providertest.JSON(tt.status, tt.header, tt.body))
 				s, err := newClient(t, u, Config{Name: "up"}).Chat(t.Context(), chatReq(stream))
 				if err == nil {
 					s.Close()
 					t.Fatal("Chat succeeded")
 				}
-				var got *llm.Error
-				if !errors.As(err, &got) {
-					t.Fatalf("err = %T %v, want *llm.Error", err, err)
-				}
 				want := tt.want
 				want.Provider = "up"
-				if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
-					t.Errorf("(-want +got):\n%s", diff)
-				}
+				providertest.CheckError(t, err, want)
 			})
 		}
 	}
-}
-
-// handlerStream writes the given SSE text, flushing after each event.
-func handlerStream(events ...string) http.HandlerFunc {
-	return serveSSE([]byte(strings.Join(events, "")))
 }
 
 func data(s string) string { return "data: " + s + "\n\n" }
@@ -451,40 +324,36 @@ func TestChatStreamEnds(t *testing.T) {
 		wantKind  llm.Kind // of the *llm.Error
 		malformed int64
 	}{
-		{"complete", handlerStream(data(chunkRole), data(chunkHel), data(chunkLo), data(chunkFinish), data("[DONE]")),
+		{"complete", providertest.SSE(data(chunkRole), data(chunkHel), data(chunkLo), data(chunkFinish), data("[DONE]")),
 			"Hello", io.EOF, 0, 0},
-		{"finish without [DONE]", handlerStream(data(chunkRole), data(chunkHel), data(chunkLo), data(chunkFinish)),
+		{"finish without [DONE]", providertest.SSE(data(chunkRole), data(chunkHel), data(chunkLo), data(chunkFinish)),
 			"Hello", io.EOF, 0, 0},
-		{"keep-alive comments", handlerStream(": ping\n\n", data(chunkHel), ": ping\n\n", data(chunkLo), data(chunkFinish), data("[DONE]")),
+		{"keep-alive comments", providertest.SSE(": ping\n\n", data(chunkHel), ": ping\n\n", data(chunkLo), data(chunkFinish), data("[DONE]")),
 			"Hello", io.EOF, 0, 0},
-		{"ends before the finish", handlerStream(data(chunkRole), data(chunkHel)),
+		{"ends before the finish", providertest.SSE(data(chunkRole), data(chunkHel)),
 			"Hel", nil, llm.KindStream, 0},
-		{"[DONE] before the finish", handlerStream(data(chunkRole), data(chunkHel), data("[DONE]")),
+		{"[DONE] before the finish", providertest.SSE(data(chunkRole), data(chunkHel), data("[DONE]")),
 			"Hel", nil, llm.KindStream, 0},
-		{"empty body", handlerStream(),
+		{"empty body", providertest.SSE(),
 			"", nil, llm.KindStream, 0},
-		{"malformed chunk skipped", handlerStream(data(chunkRole), data(chunkHel), data(`{"id":"c","choices":[{"delta":{"content":"garbl`), data(chunkLo), data(chunkFinish), data("[DONE]")),
+		{"malformed chunk skipped", providertest.SSE(data(chunkRole), data(chunkHel), data(`{"id":"c","choices":[{"delta":{"content":"garbl`), data(chunkLo), data(chunkFinish), data("[DONE]")),
 			"Hello", io.EOF, 0, 1},
-		{"non-JSON chunks skipped", handlerStream(data(chunkHel), data("hello"), data(`[1]`), data(chunkLo), data(chunkFinish), data("[DONE]")),
+		{"non-JSON chunks skipped", providertest.SSE(data(chunkHel), data("hello"), data(`[1]`), data(chunkLo), data(chunkFinish), data("[DONE]")),
 			"Hello", io.EOF, 0, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, tt.h)
+			u := providertest.NewUpstream(t, tt.h)
 			c := newClient(t, u, Config{})
-			s, err := c.Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := drain(t, s)
+			a, err := providertest.Chat(t, c, chatReq(true))
 			if string(a.Text) != tt.wantText {
 				t.Errorf("text = %q, want %q", a.Text, tt.wantText)
 			}
 			switch {
 			case tt.wantErr != nil && err != tt.wantErr:
 				t.Errorf("err = %v, want %v", err, tt.wantErr)
-			case tt.wantErr == nil && (kindOf(err) != tt.wantKind || errors.Is(err, io.EOF)):
-				t.Errorf("err = %v (kind %v), want kind %v", err, kindOf(err), tt.wantKind)
+			case tt.wantErr == nil && (providertest.KindOf(err) != tt.wantKind || errors.Is(err, io.EOF)):
+				t.Errorf("err = %v (kind %v), want kind %v", err, providertest.KindOf(err), tt.wantKind)
 			}
 			if got := c.Malformed.Load(); got != tt.malformed {
 				t.Errorf("Malformed = %d, want %d", got, tt.malformed)
@@ -503,28 +372,13 @@ func TestChatStreamCut(t *testing.T) {
 		data(chunkHel),                                                        // between events
 	} {
 		t.Run(fmt.Sprintf("%q", cut[len(cut)-10:]), func(t *testing.T) {
-			u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/event-stream")
-				io.WriteString(w, cut)
-				rc := http.NewResponseController(w)
-				rc.Flush()
-				conn, _, err := rc.Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				conn.Close()
-			})
-			s, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := drain(t, s)
+			u := providertest.NewUpstream(t, providertest.Cut(t, cut))
+			a, err := providertest.Chat(t, newClient(t, u, Config{}), chatReq(true))
 			if string(a.Text) != "Hel" {
 				t.Errorf("text = %q, want Hel", a.Text)
 			}
-			if kindOf(err) != llm.KindStream || errors.Is(err, io.EOF) {
-				t.Errorf("err = %v (kind %v), want a stream error", err, kindOf(err))
+			if providertest.KindOf(err) != llm.KindStream || errors.Is(err, io.EOF) {
+				t.Errorf("err = %v (kind %v), want a stream error", err, providertest.KindOf(err))
 			}
 		})
 	}
@@ -537,84 +391,56 @@ func TestChatStreamInBandError(t *testing.T) {
 		text string
 		want llm.Error
 	}{
-		{"openai", serveSSE(fixture(t, "openai-chat/stream-midstream-error.sse")), "Hel", llm.Error{
+		{"openai", providertest.Serve(t, "openai-chat/stream-midstream-error.sse"), "Hel", llm.Error{
 			Kind: llm.KindStream, Type: "server_error",
 			Message: "The server had an error while processing your request. Sorry about that!",
 		}},
-		{"mistral flat", handlerStream(data(chunkHel), data(`{"object":"error","message":"Service unavailable","type":"internal_error","param":null,"code":"1000"}`)), "Hel", llm.Error{
+		{"mistral flat", providertest.SSE(data(chunkHel), data(`{"object":"error","message":"Service unavailable","type":"internal_error","param":null,"code":"1000"}`)), "Hel", llm.Error{
 			Kind: llm.KindStream, Type: "internal_error", Code: "1000", Message: "Service unavailable",
 		}},
-		{"ollama string", handlerStream(data(chunkHel), data(`{"error":"model runner has unexpectedly stopped"}`)), "Hel", llm.Error{
+		{"ollama string", providertest.SSE(data(chunkHel), data(`{"error":"model runner has unexpectedly stopped"}`)), "Hel", llm.Error{
 			Kind: llm.KindStream, Message: "model runner has unexpectedly stopped",
 		}},
-		{"quota in band", handlerStream(data(`{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}`)), "", llm.Error{
+		{"quota in band", providertest.SSE(data(`{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}`)), "", llm.Error{
 			Kind: llm.KindQuota, Type: "insufficient_quota", Code: "insufficient_quota", Message: "quota",
 		}},
-		{"finish_reason error", handlerStream(data(chunkHel), data(`{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"error"}]}`), data("[DONE]")), "Hel", llm.Error{
+		{"finish_reason error", providertest.SSE(data(chunkHel), data(`{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"error"}]}`), data("[DONE]")), "Hel", llm.Error{
 			Kind: llm.KindStream, Type: "server_error", Message: `the upstream ended the answer with finish_reason "error"`,
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newUpstream(t, tt.h)
-			s, err := newClient(t, u, Config{Name: "up"}).Chat(t.Context(), chatReq(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := drain(t, s)
+			u := providertest.NewUpstream(t, tt.h)
+			a, err := providertest.Chat(t, newClient(t, u, Config{Name: "up"}), chatReq(true))
 			if string(a.Text) != tt.text {
 				t.Errorf("text = %q, want %q", a.Text, tt.text)
 			}
-			var got *llm.Error
-			if !errors.As(err, &got) {
-				t.Fatalf("err = %v, want *llm.Error", err)
-			}
 			want := tt.want
 			want.Provider = "up"
-			if diff := cmp.Diff(&want, got, cmpopts.IgnoreFields(llm.Error{}, "Err")); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
+			providertest.CheckError(t, err, want)
 		})
-	}
-}
-
-// stall is a handler that never answers, until the client leaves.
-func stall(arrived chan<- struct{}) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if arrived != nil {
-			arrived <- struct{}{}
-		}
-		<-r.Context().Done()
 	}
 }
 
 // TestChatHeaderTimeout checks a server that never answers.
 func TestChatHeaderTimeout(t *testing.T) {
-	u := newUpstream(t, stall(nil))
+	u := providertest.NewUpstream(t, providertest.Stall)
 	_, err := newClient(t, u, Config{HeaderTimeout: 50 * time.Millisecond}).Chat(t.Context(), chatReq(true))
-	if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrHeaderTimeout) {
-		t.Errorf("err = %v (kind %v), want a header timeout", err, kindOf(err))
+	if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrHeaderTimeout) {
+		t.Errorf("err = %v (kind %v), want a header timeout", err, providertest.KindOf(err))
 	}
 }
 
 // TestChatIdleTimeoutServer checks a real upstream that goes silent after
 // its first chunk (TestChatIdleTimeout times it exactly).
 func TestChatIdleTimeoutServer(t *testing.T) {
-	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, data(chunkHel))
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-	})
-	s, err := newClient(t, u, Config{HeaderTimeout: time.Minute, IdleTimeout: 100 * time.Millisecond}).Chat(t.Context(), chatReq(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := drain(t, s)
+	u := providertest.NewUpstream(t, providertest.StallAfter(data(chunkHel)))
+	a, err := providertest.Chat(t, newClient(t, u, Config{HeaderTimeout: time.Minute, IdleTimeout: 100 * time.Millisecond}), chatReq(true))
 	if string(a.Text) != "Hel" {
 		t.Errorf("text = %q, want Hel", a.Text)
 	}
-	if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
-		t.Errorf("err = %v (kind %v), want an idle timeout", err, kindOf(err))
+	if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
+		t.Errorf("err = %v (kind %v), want an idle timeout", err, providertest.KindOf(err))
 	}
 }
 
@@ -622,24 +448,15 @@ func TestChatIdleTimeoutServer(t *testing.T) {
 // whether it leaves before the headers or during the stream.
 func TestChatCanceled(t *testing.T) {
 	t.Run("before headers", func(t *testing.T) {
-		arrived := make(chan struct{}, 1)
-		u := newUpstream(t, stall(arrived))
-		ctx, cancel := context.WithCancel(t.Context())
-		go func() {
-			<-arrived
-			cancel()
-		}()
+		ctx, h := providertest.CancelOnArrival(t)
+		u := providertest.NewUpstream(t, h)
 		_, err := newClient(t, u, Config{HeaderTimeout: time.Minute}).Chat(ctx, chatReq(true))
-		if kindOf(err) != llm.KindCanceled || !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v (kind %v), want canceled", err, kindOf(err))
+		if providertest.KindOf(err) != llm.KindCanceled || !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v (kind %v), want canceled", err, providertest.KindOf(err))
 		}
 	})
 	t.Run("during the stream", func(t *testing.T) {
-		u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, data(chunkHel))
-			w.(http.Flusher).Flush()
-			<-r.Context().Done()
-		})
+		u := providertest.NewUpstream(t, providertest.StallAfter(data(chunkHel)))
 		ctx, cancel := context.WithCancel(t.Context())
 		s, err := newClient(t, u, Config{IdleTimeout: time.Minute}).Chat(ctx, chatReq(true))
 		if err != nil {
@@ -649,37 +466,11 @@ func TestChatCanceled(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		_, err = drain(t, s)
-		if kindOf(err) != llm.KindCanceled {
-			t.Errorf("err = %v (kind %v), want canceled", err, kindOf(err))
+		_, err = providertest.Drain(t, s)
+		if providertest.KindOf(err) != llm.KindCanceled {
+			t.Errorf("err = %v (kind %v), want canceled", err, providertest.KindOf(err))
 		}
 	})
-}
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// fakeUpstream returns an HTTP client whose upstream sends chunks, each
-// after its delay, and then stays silent. Like net/http, it fails a body
-// read once the request's context ends. It runs under synctest.
-func fakeUpstream(chunks []string, delays []time.Duration) *http.Client {
-	return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		pr, pw := io.Pipe()
-		go func() {
-			<-r.Context().Done()
-			pw.CloseWithError(r.Context().Err())
-		}()
-		go func() {
-			for i, c := range chunks {
-				time.Sleep(delays[i])
-				if _, err := io.WriteString(pw, c); err != nil {
-					return
-				}
-			}
-		}()
-		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: pr}, nil
-	})}
 }
 
 // TestChatIdleTimeout checks that a stream that goes silent between chunks
@@ -689,7 +480,7 @@ func TestChatIdleTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		chunks := []string{data(chunkHel), data(chunkLo), data(chunkLo), data(chunkLo)}
 		delays := []time.Duration{0, 8 * time.Second, 8 * time.Second, 8 * time.Second}
-		c := New(Config{Name: "up", BaseURL: "http://up/v1", IdleTimeout: 10 * time.Second, HeaderTimeout: 5 * time.Second}, fakeUpstream(chunks, delays))
+		c := New(Config{Name: "up", BaseURL: "http://up/v1", IdleTimeout: 10 * time.Second, HeaderTimeout: 5 * time.Second}, providertest.Trickle(chunks, delays))
 		s, err := c.Chat(t.Context(), chatReq(true))
 		if err != nil {
 			t.Fatal(err)
@@ -705,8 +496,8 @@ func TestChatIdleTimeout(t *testing.T) {
 		}
 		last := time.Now()
 		_, err = s.Recv()
-		if kindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
-			t.Errorf("err = %v (kind %v), want an idle timeout", err, kindOf(err))
+		if providertest.KindOf(err) != llm.KindTimeout || !errors.Is(err, provider.ErrIdleTimeout) {
+			t.Errorf("err = %v (kind %v), want an idle timeout", err, providertest.KindOf(err))
 		}
 		if d := time.Since(last); d != 10*time.Second {
 			t.Errorf("timed out after %v of silence, want 10s", d)
@@ -720,21 +511,17 @@ func TestChatIdleTimeout(t *testing.T) {
 // TestChatHeaderTimeoutExact checks the header deadline under synctest.
 func TestChatHeaderTimeoutExact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hc := &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			<-r.Context().Done()
-			return nil, r.Context().Err()
-		})}
-		c := New(Config{Name: "up", BaseURL: "http://up/v1", HeaderTimeout: 7 * time.Second}, hc)
+		c := New(Config{Name: "up", BaseURL: "http://up/v1", HeaderTimeout: 7 * time.Second}, providertest.Unanswered())
 		start := time.Now()
 		_, err := c.Chat(t.Context(), chatReq(false))
-		if kindOf(err) != llm.KindTimeout || time.Since(start) != 7*time.Second {
-			t.Errorf("err = %v (kind %v) after %v, want a timeout after 7s", err, kindOf(err), time.Since(start))
+		if providertest.KindOf(err) != llm.KindTimeout || time.Since(start) != 7*time.Second {
+			t.Errorf("err = %v (kind %v) after %v, want a timeout after 7s", err, providertest.KindOf(err), time.Since(start))
 		}
 	})
 }
 
 func TestChatKeysRoundRobin(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, fixture(t, "openai-chat/response-basic.json")))
+	u := providertest.NewUpstream(t, providertest.Serve(t, "openai-chat/response-basic.json"))
 	c := newClient(t, u, Config{Keys: []string{"k1", "k2", "k3"}})
 	for range 6 {
 		s, err := c.Chat(t.Context(), chatReq(false))
@@ -744,7 +531,7 @@ func TestChatKeysRoundRobin(t *testing.T) {
 		s.Close()
 	}
 	var got []string
-	for _, r := range u.seen() {
+	for _, r := range u.Requests() {
 		got = append(got, r.Header.Get("Authorization"))
 	}
 	want := []string{"Bearer k1", "Bearer k2", "Bearer k3", "Bearer k1", "Bearer k2", "Bearer k3"}
@@ -756,7 +543,7 @@ func TestChatKeysRoundRobin(t *testing.T) {
 // TestChatKeysConcurrent checks that concurrent calls share the keys
 // evenly.
 func TestChatKeysConcurrent(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, fixture(t, "openai-chat/response-basic.json")))
+	u := providertest.NewUpstream(t, providertest.Serve(t, "openai-chat/response-basic.json"))
 	c := newClient(t, u, Config{Keys: []string{"k1", "k2", "k3"}})
 	var wg sync.WaitGroup
 	for range 30 {
@@ -771,7 +558,7 @@ func TestChatKeysConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	got := map[string]int{}
-	for _, r := range u.seen() {
+	for _, r := range u.Requests() {
 		got[r.Header.Get("Authorization")]++
 	}
 	if diff := cmp.Diff(map[string]int{"Bearer k1": 10, "Bearer k2": 10, "Bearer k3": 10}, got); diff != "" {
@@ -780,14 +567,14 @@ func TestChatKeysConcurrent(t *testing.T) {
 }
 
 func TestChatHeaders(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, fixture(t, "openai-chat/response-basic.json")))
+	u := providertest.NewUpstream(t, providertest.Serve(t, "openai-chat/response-basic.json"))
 	c := newClient(t, u, Config{Headers: map[string]string{"OpenAI-Organization": "org-1", "X-Title": "keel"}})
 	s, err := c.Chat(t.Context(), chatReq(false))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	h := u.seen()[0].Header
+	h := u.Requests()[0].Header
 	for k, want := range map[string]string{"Openai-Organization": "org-1", "X-Title": "keel", "Content-Type": "application/json", "Authorization": ""} {
 		if got := h.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
@@ -796,7 +583,7 @@ func TestChatHeaders(t *testing.T) {
 }
 
 func TestChatBaseURL(t *testing.T) {
-	u := newUpstream(t, serveJSON(200, nil, fixture(t, "openai-chat/response-basic.json")))
+	u := providertest.NewUpstream(t, providertest.Serve(t, "openai-chat/response-basic.json"))
 	for _, base := range []string{u.URL + "/v1", u.URL + "/v1/"} {
 		c := New(Config{Name: "up", BaseURL: base}, u.Client())
 		s, err := c.Chat(t.Context(), chatReq(false))
@@ -805,7 +592,7 @@ func TestChatBaseURL(t *testing.T) {
 		}
 		s.Close()
 	}
-	for _, r := range u.seen() {
+	for _, r := range u.Requests() {
 		if r.Path != "/v1/chat/completions" {
 			t.Errorf("path = %s", r.Path)
 		}
@@ -911,20 +698,16 @@ func decodeStrict(b []byte, v any) error {
 // fields it knows, its names for the output limit and seed, and tool-call
 // ids it accepts that still pair calls with results.
 func TestChatMistralBody(t *testing.T) {
-	u := newUpstream(t, serveSSE(fixture(t, "mistral/stream-text.sse")))
+	u := providertest.NewUpstream(t, providertest.Serve(t, "mistral/stream-text.sse"))
 	c := newClient(t, u, Config{Dialect: Dialects["mistral"], Keys: []string{"mk"}})
 	req, err := wire.DecodeChatRequest([]byte(historyRequest))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Chat(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := drain(t, s); err != io.EOF {
+	if _, err := providertest.Chat(t, c, req); err != io.EOF {
 		t.Fatalf("stream: %v", err)
 	}
-	body := u.seen()[0].Body
+	body := u.Requests()[0].Body
 	var got mistralRequest
 	if err := decodeStrict(body, &got); err != nil {
 		t.Fatalf("Mistral would reject the body: %v\n%s", err, body)
@@ -972,7 +755,7 @@ func TestChatMistralBody(t *testing.T) {
 			t.Errorf("tool call id %q (type %q) would get Mistral's 422", tc.ID, tc.Type)
 		}
 	}
-	if h := u.seen()[0].Header.Get("Authorization"); h != "Bearer mk" {
+	if h := u.Requests()[0].Header.Get("Authorization"); h != "Bearer mk" {
 		t.Errorf("Authorization = %q", h)
 	}
 }
@@ -980,19 +763,15 @@ func TestChatMistralBody(t *testing.T) {
 // TestChatOpenAIBody checks the body an OpenAI upstream receives for the
 // same turn: the client's extra fields pass through, and usage is asked for.
 func TestChatOpenAIBody(t *testing.T) {
-	u := newUpstream(t, serveSSE(fixture(t, "openai-chat/stream-text-usage.sse")))
+	u := providertest.NewUpstream(t, providertest.Serve(t, "openai-chat/stream-text-usage.sse"))
 	req, err := wire.DecodeChatRequest([]byte(historyRequest))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.IncludeUsage = false
-	s, err := newClient(t, u, Config{Dialect: Dialects["openai"]}).Chat(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	drain(t, s)
+	providertest.Chat(t, newClient(t, u, Config{Dialect: Dialects["openai"]}), req)
 	var got map[string]json.RawMessage
-	if err := json.Unmarshal(u.seen()[0].Body, &got); err != nil {
+	if err := json.Unmarshal(u.Requests()[0].Body, &got); err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]string{
@@ -1054,10 +833,7 @@ func TestDialects(t *testing.T) {
 // such, not taken for a cut stream. Regression: the vendor's message was
 // lost as "the upstream stream was cut".
 func TestJSONReplyToStream(t *testing.T) {
-	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"error":{"message":"model is loading","type":"unavailable_error","code":503}}`)
-	})
+	u := providertest.NewUpstream(t, providertest.JSON(200, nil, []byte(`{"error":{"message":"model is loading","type":"unavailable_error","code":503}}`)))
 	_, err := newClient(t, u, Config{}).Chat(t.Context(), chatReq(true))
 	var e *llm.Error
 	if !errors.As(err, &e) || e.Kind != llm.KindOverloaded || e.Message != "model is loading" {
