@@ -1033,6 +1033,8 @@ func TestScanMessagesEvent(t *testing.T) {
 		{`{"type":"message_stop"}`, false},
 		{`{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"x"},"extra":1}`, false},
 		{`{"Type":"content_block_delta"}`, false},
+		{`{"\u0074ype":"ping"}`, false},
+		{`{"type":"content_block_delta","delta":{"\u0074ext":"x"}}`, false},
 		{`{"type":"content_block_delta","index":1.5}`, false},
 		{`{"type":"content_block_delta","index":1,}`, false},
 		{`{"type":"content_block_delta","index":1} x`, false},

@@ -12,79 +12,42 @@ package wire
 // from data and reports whether it could.
 func scanMessagesEvent(data []byte, in *messagesEventIn) bool {
 	s := chunkScanner{b: data}
-	s.ws()
-	if !s.eat('{') {
-		return false
-	}
-	for first := true; ; first = false {
-		s.ws()
-		if s.eat('}') {
-			if !first && s.b[s.i-2] == ',' {
-				return false
-			}
-			break
-		}
-		if !first && !s.eat(',') {
-			return false
-		}
-		key, ok := s.key()
-		if !ok {
-			return false
-		}
+	ok := s.object(func(key []byte, _ bool) bool {
 		switch string(key) {
 		case "type":
+			var ok bool
 			in.Type, ok = s.constant("content_block_delta", "ping")
+			return ok
 		case "index":
-			var n int64
-			n, ok = s.int()
+			n, ok := s.int()
 			in.Index = int(n)
+			return ok
 		case "delta":
-			ok = s.messagesDelta(in)
-		default:
-			return false
+			return s.messagesDelta(in)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return false // any other key, escaped ones among them
+	})
 	s.ws()
-	return s.i == len(s.b) && (in.Type == "content_block_delta" || in.Type == "ping")
+	return ok && s.i == len(s.b) && (in.Type == "content_block_delta" || in.Type == "ping")
 }
 
 func (s *chunkScanner) messagesDelta(in *messagesEventIn) bool {
-	s.ws()
-	if !s.eat('{') {
-		return false
-	}
 	d := &in.Delta
-	for first := true; ; first = false {
-		s.ws()
-		if s.eat('}') {
-			return first || s.b[s.i-2] != ','
-		}
-		if !first && !s.eat(',') {
-			return false
-		}
-		key, ok := s.key()
-		if !ok {
-			return false
-		}
+	return s.object(func(key []byte, _ bool) bool {
 		switch string(key) {
 		case "type":
+			var ok bool
 			d.Type, ok = s.constant("text_delta", "input_json_delta", "thinking_delta")
+			return ok
 		case "text":
-			ok = s.string(&d.Text)
+			return s.string(&d.Text)
 		case "partial_json":
-			ok = s.string(&d.PartialJSON)
+			return s.string(&d.PartialJSON)
 		case "thinking":
-			ok = s.string(&d.Thinking)
-		default:
-			return false
+			return s.string(&d.Thinking)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return false
+	})
 }
 
 // constant reads a string that must be one of names, returning the name

@@ -36,16 +36,7 @@ func (s *jscan) syntax(what string) error {
 	return fmt.Errorf("json: invalid character %q at offset %d, want %s", s.b[s.i], s.i, what)
 }
 
-func (s *jscan) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *jscan) ws() { s.i = skipSpace(s.b, s.i) }
 
 // peek returns the next non-space byte, or 0 at the end.
 func (s *jscan) peek() byte {
@@ -381,9 +372,9 @@ func unhex(c byte) rune {
 	return -1
 }
 
-// appendUnquoted appends the value of a string body that str accepted, as
-// encoding/json decodes it: escapes resolved, invalid UTF-8 and unpaired
-// surrogates replaced by U+FFFD.
+// appendUnquoted appends the value of a string body that str (jscan's or
+// chunkScanner's) accepted, as encoding/json decodes it: escapes resolved,
+// invalid UTF-8 and unpaired surrogates replaced by U+FFFD.
 func appendUnquoted(dst, raw []byte) []byte {
 	for i := 0; i < len(raw); {
 		c := raw[i]
@@ -437,6 +428,8 @@ func appendUnquoted(dst, raw []byte) []byte {
 	return dst
 }
 
+// hex4 returns the value of the four hex digits b starts with, or a
+// negative number if any of them is not one.
 func hex4(b []byte) rune {
 	return unhex(b[0])<<12 | unhex(b[1])<<8 | unhex(b[2])<<4 | unhex(b[3])
 }

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -19,69 +18,43 @@ import (
 // scanChunk fills c from data and reports whether it could.
 func scanChunk(data []byte, c *chatChunkIn) bool {
 	s := chunkScanner{b: data}
-	s.ws()
-	if !s.eat('{') {
-		return false
-	}
 	seenChoices := false
-	for first := true; ; first = false {
-		s.ws()
-		if s.eat('}') {
-			if !first && s.b[s.i-2] == ',' {
-				return false
-			}
-			break
-		}
-		if !first && !s.eat(',') {
-			return false
-		}
-		key, ok := s.key()
-		if !ok {
-			return false
-		}
+	ok := s.object(func(key []byte, esc bool) bool {
 		switch string(key) {
 		case "id":
-			ok = s.intern(&c.ID)
+			return s.intern(&c.ID)
 		case "model":
-			ok = s.intern(&c.Model)
+			return s.intern(&c.Model)
 		case "object":
-			ok = s.intern(&c.Object)
+			return s.intern(&c.Object)
 		case "created":
+			var ok bool
 			c.Created, ok = s.int()
+			return ok
 		case "choices":
 			if seenChoices {
 				return false
 			}
 			seenChoices = true
-			ok = s.choices(c)
+			return s.choices(c)
 		case "usage", "error":
-			ok = s.null() // present and not null: the rare shapes go the slow way
-		default:
-			ok = !folds(key, "id", "model", "object", "created", "choices", "usage", "error") && s.skip(0)
+			return s.null() // present and not null: the rare shapes go the slow way
 		}
-		if !ok {
-			return false
-		}
-	}
+		return !esc && !folds(key, "id", "model", "object", "created", "choices", "usage", "error") && s.skip(0)
+	})
 	s.ws()
-	return s.i == len(s.b)
+	return ok && s.i == len(s.b)
 }
 
+// chunkScanner reads JSON from b at i. Its readers report false on anything
+// malformed or unexpected, leaving i where they stopped: the caller then
+// declines the whole document.
 type chunkScanner struct {
 	b []byte
 	i int
 }
 
-func (s *chunkScanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *chunkScanner) ws() { s.i = skipSpace(s.b, s.i) }
 
 func (s *chunkScanner) eat(c byte) bool {
 	if s.i < len(s.b) && s.b[s.i] == c {
@@ -105,14 +78,57 @@ func (s *chunkScanner) null() bool {
 	return s.lit("null")
 }
 
-// key reads an object key (without escapes) and its colon.
-func (s *chunkScanner) key() ([]byte, bool) {
-	raw, esc, ok := s.str()
-	if !ok || esc {
-		return nil, false
-	}
+// object reads an object, calling member with each key once its colon is
+// read; member must consume the value and report whether it could. The key
+// is raw, and esc reports whether it holds escapes: encoding/json decodes
+// them before matching, so a reader that skips keys it does not know must
+// decline such a key.
+func (s *chunkScanner) object(member func(key []byte, esc bool) bool) bool {
 	s.ws()
-	return raw, s.eat(':')
+	if !s.eat('{') {
+		return false
+	}
+	if s.ws(); s.eat('}') {
+		return true
+	}
+	for {
+		key, esc, ok := s.str()
+		if !ok {
+			return false
+		}
+		if s.ws(); !s.eat(':') || !member(key, esc) {
+			return false
+		}
+		if s.ws(); s.eat('}') {
+			return true
+		}
+		if !s.eat(',') {
+			return false
+		}
+	}
+}
+
+// array reads an array, calling elem for each element; elem must consume
+// it and report whether it could.
+func (s *chunkScanner) array(elem func() bool) bool {
+	s.ws()
+	if !s.eat('[') {
+		return false
+	}
+	if s.ws(); s.eat(']') {
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		if s.ws(); s.eat(']') {
+			return true
+		}
+		if !s.eat(',') {
+			return false
+		}
+	}
 }
 
 // str reads a string, returning its raw content and whether it holds
@@ -150,7 +166,7 @@ func (s *chunkScanner) str() (raw []byte, esc bool, ok bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				s.i += 2
 			case 'u':
-				if s.i+6 > len(s.b) || !isHexQuad(s.b[s.i+2:s.i+6]) {
+				if s.i+6 > len(s.b) || hex4(s.b[s.i+2:]) < 0 {
 					return nil, false, false
 				}
 				s.i += 6
@@ -176,15 +192,6 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
-func isHexQuad(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
 // string reads a string or null as a Go string.
 func (s *chunkScanner) string(dst *string) bool {
 	if s.null() {
@@ -198,8 +205,9 @@ func (s *chunkScanner) string(dst *string) bool {
 		*dst = string(raw)
 		return true
 	}
-	*dst, ok = unescapeJSON(raw)
-	return ok
+	// str has checked the escapes and the UTF-8, and decoding shortens.
+	*dst = string(appendUnquoted(make([]byte, 0, len(raw)), raw))
+	return true
 }
 
 // intern reads a string or null, keeping dst's memory when unchanged.
@@ -256,99 +264,48 @@ func (s *chunkScanner) choices(c *chatChunkIn) bool {
 	if s.null() {
 		return true
 	}
-	s.ws()
-	if !s.eat('[') {
-		return false
-	}
-	for first := true; ; first = false {
-		s.ws()
-		if s.eat(']') {
-			return first || s.b[s.i-2] != ','
-		}
-		if !first && !s.eat(',') {
-			return false
-		}
+	return s.array(func() bool {
 		c.Choices = append(c.Choices, chatChoiceIn{})
-		if !s.choice(&c.Choices[len(c.Choices)-1]) {
-			return false
-		}
-	}
+		return s.choice(&c.Choices[len(c.Choices)-1])
+	})
 }
 
 func (s *chunkScanner) choice(ch *chatChoiceIn) bool {
-	s.ws()
-	if !s.eat('{') {
-		return false
-	}
-	for first := true; ; first = false {
-		s.ws()
-		if s.eat('}') {
-			return first || s.b[s.i-2] != ','
-		}
-		if !first && !s.eat(',') {
-			return false
-		}
-		key, ok := s.key()
-		if !ok {
-			return false
-		}
+	return s.object(func(key []byte, esc bool) bool {
 		switch string(key) {
 		case "index":
-			var n int64
-			n, ok = s.int()
+			n, ok := s.int()
 			ch.Index = int(n)
+			return ok
 		case "delta":
-			ok = s.delta(ch)
+			return s.delta(ch)
 		case "finish_reason":
-			ok = s.intern(&ch.FinishReason)
+			return s.intern(&ch.FinishReason)
 		case "message", "tool_calls":
 			return false
-		default:
-			ok = !folds(key, "index", "delta", "finish_reason") && s.skip(0)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return !esc && !folds(key, "index", "delta", "finish_reason") && s.skip(0)
+	})
 }
 
 func (s *chunkScanner) delta(ch *chatChoiceIn) bool {
 	if s.null() {
 		return true
 	}
-	s.ws()
-	if !s.eat('{') {
-		return false
-	}
 	d := &ch.Delta
-	for first := true; ; first = false {
-		s.ws()
-		if s.eat('}') {
-			return first || s.b[s.i-2] != ','
-		}
-		if !first && !s.eat(',') {
-			return false
-		}
-		key, ok := s.key()
-		if !ok {
-			return false
-		}
+	return s.object(func(key []byte, esc bool) bool {
 		switch string(key) {
 		case "content":
-			ok = s.string(&d.Content)
+			return s.string(&d.Content)
 		case "reasoning_content":
-			ok = s.string(&d.ReasoningContent)
+			return s.string(&d.ReasoningContent)
 		case "reasoning":
-			ok = s.string(&d.Reasoning)
+			return s.string(&d.Reasoning)
 		case "tool_calls":
-			ok = s.null()
-		default:
-			ok = !folds(key, "content", "reasoning_content", "reasoning", "tool_calls") && s.skip(0)
+			return s.null()
 		}
-		if !ok {
-			return false
-		}
-	}
+		return !esc && !folds(key, "content", "reasoning_content", "reasoning", "tool_calls") && s.skip(0)
+	})
 }
 
 // folds reports whether key matches one of names case-insensitively, as
@@ -379,37 +336,9 @@ func (s *chunkScanner) skip(depth int) bool {
 		_, _, ok := s.str()
 		return ok
 	case c == '{':
-		s.i++
-		for first := true; ; first = false {
-			s.ws()
-			if s.eat('}') {
-				return first || s.b[s.i-2] != ','
-			}
-			if !first && !s.eat(',') {
-				return false
-			}
-			if _, _, ok := s.str(); !ok {
-				return false
-			}
-			s.ws()
-			if !s.eat(':') || !s.skip(depth+1) {
-				return false
-			}
-		}
+		return s.object(func([]byte, bool) bool { return s.skip(depth + 1) })
 	case c == '[':
-		s.i++
-		for first := true; ; first = false {
-			s.ws()
-			if s.eat(']') {
-				return first || s.b[s.i-2] != ','
-			}
-			if !first && !s.eat(',') {
-				return false
-			}
-			if !s.skip(depth + 1) {
-				return false
-			}
-		}
+		return s.array(func() bool { return s.skip(depth + 1) })
 	case c == 't':
 		return s.lit("true")
 	case c == 'f':
@@ -451,65 +380,4 @@ func (s *chunkScanner) digits() bool {
 		s.i++
 	}
 	return s.i > start
-}
-
-// unescape decodes a string's escapes as encoding/json does, lone
-// surrogates becoming U+FFFD.
-func unescapeJSON(raw []byte) (string, bool) {
-	out := make([]byte, 0, len(raw))
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			out = append(out, c)
-			i++
-			continue
-		}
-		switch raw[i+1] {
-		case 'u':
-			r := rune(parseHex4(raw[i+2 : i+6]))
-			i += 6
-			if utf16.IsSurrogate(r) {
-				r2 := utf8.RuneError
-				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if d := utf16.DecodeRune(r, rune(parseHex4(raw[i+2:i+6]))); d != utf8.RuneError {
-						r2 = d
-						i += 6
-					}
-				}
-				r = r2
-			}
-			out = utf8.AppendRune(out, r)
-			continue
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		default: // " \ /
-			out = append(out, raw[i+1])
-		}
-		i += 2
-	}
-	return string(out), true
-}
-
-func parseHex4(b []byte) uint16 {
-	var n uint16
-	for _, c := range b {
-		n <<= 4
-		switch {
-		case c <= '9':
-			n |= uint16(c - '0')
-		case c >= 'a':
-			n |= uint16(c - 'a' + 10)
-		default:
-			n |= uint16(c - 'A' + 10)
-		}
-	}
-	return n
 }
