@@ -229,7 +229,11 @@ func (s *chunkScanner) intern(dst *internedString) bool {
 // int reads an integer; anything else (a fraction, an exponent) declines.
 func (s *chunkScanner) int() (int64, bool) {
 	s.ws()
-	start, neg := s.i, s.eat('-')
+	// Two statements: in "start, neg := s.i, s.eat('-')" Go leaves the
+	// order of the field read and the call unspecified (found by fuzzing:
+	// "-01" was accepted).
+	neg := s.eat('-')
+	start := s.i
 	var n int64
 	digits := 0
 	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
@@ -240,7 +244,7 @@ func (s *chunkScanner) int() (int64, bool) {
 		s.i++
 		digits++
 	}
-	if digits == 0 || (digits > 1 && s.b[start+boolInt(neg)] == '0') {
+	if digits == 0 || (digits > 1 && s.b[start] == '0') {
 		return 0, false
 	}
 	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
@@ -250,13 +254,6 @@ func (s *chunkScanner) int() (int64, bool) {
 		n = -n
 	}
 	return n, true
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // choices reads the choices array of the common shape.
