@@ -65,14 +65,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Providers = config.Detect(lookupEnv)
 		cfg.Defaults()
 	}
-	var simSrv *http.Server
 	if len(cfg.Providers) == 0 {
 		base, srv, err := startSim(log)
 		if err != nil {
 			return err
 		}
-		simSrv = srv
-		defer simSrv.Close()
+		defer srv.Close()
 		cfg.Providers = []config.Provider{{Name: "sim", Type: "sim", BaseURL: base, Models: builtinModels()}}
 		cfg.Defaults()
 		log.Warn("NO PROVIDERS CONFIGURED: answers come from keel's built-in SIMULATOR, not a real model. " +
