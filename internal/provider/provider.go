@@ -174,6 +174,27 @@ func StreamError(ctx context.Context, provider string, finished bool, err error)
 	return &llm.Error{Kind: llm.KindStream, Provider: provider, Message: "the upstream stream broke", Err: err}
 }
 
+// MaxBody bounds a non-streamed answer read whole.
+const MaxBody = 64 << 20
+
+// Single returns a Stream of one event: a non-streamed answer.
+func Single(ev *llm.Event) llm.Stream { return &single{ev: ev} }
+
+type single struct {
+	ev   *llm.Event
+	done bool
+}
+
+func (s *single) Recv() (*llm.Event, error) {
+	if s.done {
+		return nil, io.EOF
+	}
+	s.done = true
+	return s.ev, nil
+}
+
+func (s *single) Close() error { return nil }
+
 // RetryAfter reads the wait an upstream asked for: retry-after-ms first,
 // then Retry-After in seconds or as an HTTP date. It returns 0 when there is
 // none or it is unreadable.

@@ -128,7 +128,7 @@ func (c *Client) post(ctx context.Context, url string, body []byte, stream bool)
 
 // readAll reads a whole response body, classifying a failure.
 func (c *Client) readAll(ctx context.Context, resp *http.Response) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, provider.MaxBody))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, provider.TransportError(ctx, c.cfg.Name, err)
@@ -172,7 +172,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 		}
 		ev.Created = created
 		skipLead(ev, &lead)
-		return &single{ev: ev}, nil
+		return provider.Single(ev), nil
 	}
 	return &stream{c: c, ctx: ctx, dl: dl, body: resp.Body, sse: sse.NewReader(resp.Body, 0), lead: lead,
 		dec: wire.MessagesStreamDecoder{Created: created}}, nil
@@ -306,25 +306,6 @@ func (s *stream) Close() error {
 	s.dl.Stop()
 	return s.body.Close()
 }
-
-// maxBody bounds a non-streamed answer.
-const maxBody = 64 << 20
-
-// single is a non-streamed answer: one event, then io.EOF.
-type single struct {
-	ev   *llm.Event
-	done bool
-}
-
-func (s *single) Recv() (*llm.Event, error) {
-	if s.done {
-		return nil, io.EOF
-	}
-	s.done = true
-	return s.ev, nil
-}
-
-func (s *single) Close() error { return nil }
 
 // statusError classifies a non-2xx response.
 func (c *Client) statusError(resp *http.Response, body []byte) *llm.Error {

@@ -169,7 +169,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 		// sent with a 200, or the array form of a stream.
 		defer dl.Stop()
 		defer resp.Body.Close()
-		b, err := c.readAll(ctx, resp.Body, maxBody)
+		b, err := c.readAll(ctx, resp.Body, provider.MaxBody)
 		if err != nil {
 			return nil, err
 		}
@@ -178,7 +178,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 			return nil, c.streamError(err)
 		}
 		ev.Created = created
-		return &single{ev: ev}, nil
+		return provider.Single(ev), nil
 	}
 	return &stream{
 		c: c, ctx: ctx, dl: dl, body: resp.Body, sse: sse.NewReader(resp.Body, 0),
@@ -244,25 +244,6 @@ func (s *stream) Close() error {
 	s.dl.Stop()
 	return s.body.Close()
 }
-
-// maxBody bounds a non-streamed answer.
-const maxBody = 64 << 20
-
-// single is a non-streamed answer: one event, then io.EOF.
-type single struct {
-	ev   *llm.Event
-	done bool
-}
-
-func (s *single) Recv() (*llm.Event, error) {
-	if s.done {
-		return nil, io.EOF
-	}
-	s.done = true
-	return s.ev, nil
-}
-
-func (s *single) Close() error { return nil }
 
 // maxEmbedBody bounds an embeddings answer: 2048 vectors of 4096 numbers
 // as decimal text fit.

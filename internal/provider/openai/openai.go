@@ -118,7 +118,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 		// some servers answer errors that way with a 200.
 		defer dl.Stop()
 		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		b, err := io.ReadAll(io.LimitReader(resp.Body, provider.MaxBody))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, provider.TransportError(ctx, c.cfg.Name, err)
@@ -129,7 +129,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 		if err != nil {
 			return nil, c.streamError(err)
 		}
-		return &single{ev: ev}, nil
+		return provider.Single(ev), nil
 	}
 	return &stream{c: c, ctx: ctx, dl: dl, body: resp.Body, sse: sse.NewReader(resp.Body, 0)}, nil
 }
@@ -232,25 +232,6 @@ func (s *stream) Close() error {
 }
 
 var doneMarker = []byte("[DONE]")
-
-// maxBody bounds a non-streamed answer.
-const maxBody = 64 << 20
-
-// single is a non-streamed answer: one event, then io.EOF.
-type single struct {
-	ev   *llm.Event
-	done bool
-}
-
-func (s *single) Recv() (*llm.Event, error) {
-	if s.done {
-		return nil, io.EOF
-	}
-	s.done = true
-	return s.ev, nil
-}
-
-func (s *single) Close() error { return nil }
 
 // statusError classifies a non-2xx response.
 func (c *Client) statusError(resp *http.Response, body []byte) *llm.Error {
