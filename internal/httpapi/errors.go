@@ -3,7 +3,9 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/keel-ai/keel/internal/chat"
 	"github.com/keel-ai/keel/internal/llm"
@@ -82,14 +84,6 @@ var kindStatus = map[llm.Kind]int{
 	llm.KindStream:        http.StatusBadGateway,
 }
 
-func retryAfterSeconds(s float64) string {
-	n := int(s)
-	if float64(n) < s {
-		n++
-	}
-	return itoa(n)
-}
-
 // writeError writes err in api's error format and returns its status.
 func writeError(w http.ResponseWriter, api clientAPI, err error) int {
 	e := errorOf(err)
@@ -97,14 +91,12 @@ func writeError(w http.ResponseWriter, api clientAPI, err error) int {
 	h.Set("Content-Type", "application/json")
 	var le *llm.Error
 	if errors.As(err, &le) && le.RetryAfter > 0 {
-		h.Set("Retry-After", retryAfterSeconds(le.RetryAfter.Seconds()))
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(le.RetryAfter.Seconds()))))
 	}
-	if e.Status == http.StatusTooManyRequests || e.Status >= 500 {
-		// The SDKs retry these by themselves; keel already retried and
-		// failed over, so a quota error is final (wire README §10).
-		if e.Code == "insufficient_quota" {
-			h.Set("X-Should-Retry", "false")
-		}
+	if e.Code == "insufficient_quota" {
+		// The SDKs retry 429s by themselves; a quota error is final, and
+		// keel already failed over (wire README §10).
+		h.Set("X-Should-Retry", "false")
 	}
 	status := e.Status
 	if status == statusClientClosed {

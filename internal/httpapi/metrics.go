@@ -26,9 +26,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"route"}),
 		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "keel_time_to_first_token_seconds", Help: "Time to the first token written to a streaming client.",
+			Name: "keel_time_to_first_token_seconds", Help: "Time to the first token written to a client, by client API.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
-		}, []string{"model"}),
+		}, []string{"api"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.ttft)
@@ -40,8 +40,6 @@ func (m *metrics) observe(route string, status int, start time.Time) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // targetCollector exports every target's health from the router at scrape
 // time: targets appear as traffic first reaches them.

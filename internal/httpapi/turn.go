@@ -62,7 +62,9 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, api clientAPI, 
 		status, err = s.answer(w, t, api)
 	}
 	if status == http.StatusOK {
-		s.metrics.ttft.WithLabelValues(req.Model).Observe(t.TTFT().Seconds())
+		// By API, not model: model names come from clients, and a label
+		// per name would let them grow /metrics without bound.
+		s.metrics.ttft.WithLabelValues(api.Name()).Observe(t.TTFT().Seconds())
 	}
 	t.Finish(status, err)
 	return status
