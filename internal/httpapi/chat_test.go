@@ -324,3 +324,33 @@ func TestModelsAndMisc(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordContent checks issue 2's privacy default: prompt and
+// completion text reach the record only when the config asks for it.
+func TestRecordContent(t *testing.T) {
+	for _, record := range []bool{false, true} {
+		rec := &recorder{}
+		p := &llmtest.Provider{NameV: "p", ChatFn: func(context.Context, *llm.Request) (llm.Stream, error) {
+			return llmtest.Text("m", "hello ", "world"), nil
+		}}
+		rt := router.New(nil, []router.Provider{{Provider: p}}, router.Options{Log: slog.New(slog.DiscardHandler)})
+		srv := httptest.NewServer(New(Config{
+			Turns: &turn.Runner{Router: rt, Recorder: rec, RecordContent: record}, Router: rt,
+			MaxBodyBytes: 1 << 10, Log: slog.New(slog.DiscardHandler),
+		}))
+		resp := post(t, srv.URL, hello+`,"stream":true}`)
+		io.ReadAll(resp.Body)
+		srv.Close()
+		if len(rec.got) != 1 {
+			t.Fatalf("records = %d", len(rec.got))
+		}
+		got := []string{rec.got[0].Prompt, rec.got[0].Completion}
+		want := []string{"", ""}
+		if record {
+			want = []string{"hi", "hello world"}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("record_content=%v: (-want +got):\n%s", record, diff)
+		}
+	}
+}

@@ -7,6 +7,7 @@ package turn
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/keel-ai/keel/internal/chat"
@@ -60,12 +61,7 @@ func (run *Runner) Start(ctx context.Context, m Meta, req *llm.Request) (*Turn, 
 		return t, err
 	}
 	t.stream, err = run.Router.Serve(ctx, route, req)
-	if err != nil {
-		return t, err
-	}
-	target := t.stream.Target()
-	t.rec.Provider, t.rec.ServedModel = target.Provider.Name(), target.Model
-	return t, nil
+	return t, err
 }
 
 // Embed serves an embeddings request and records it.
@@ -135,7 +131,8 @@ func (t *Turn) Finish(status int, err error) {
 		t.stream.Close()
 		r.Attempts = t.stream.Attempts()
 		if served := t.stream.Served(); served.Provider != nil {
-			// After a seam, the target that finished the answer.
+			// The target that finished the answer (after a seam, the one
+			// that continued it).
 			r.Provider, r.ServedModel = served.Provider.Name(), served.Model
 		}
 	}
@@ -145,13 +142,14 @@ func (t *Turn) Finish(status int, err error) {
 	}
 	r.InputTokens, r.OutputTokens = t.usage.Input, t.usage.Output
 	if run.RecordContent {
+		var b strings.Builder
 		for i := range t.req.Messages {
 			if i > 0 {
-				r.Prompt += "\n"
+				b.WriteByte('\n')
 			}
-			r.Prompt += t.req.Messages[i].Text()
+			b.WriteString(t.req.Messages[i].Text())
 		}
-		r.Completion = string(t.text)
+		r.Prompt, r.Completion = b.String(), string(t.text)
 	}
 	if run.Recorder != nil {
 		run.Recorder.Record(r)
