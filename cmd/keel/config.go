@@ -24,7 +24,6 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 
 // load builds the validated config from the three layers.
 func (f *configFlags) load() (config.Config, error) {
-	var cfg config.Config
 	path := first(f.path, env("KEEL_CONFIG"))
 	explicit := path != ""
 	if !explicit {
