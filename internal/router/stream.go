@@ -25,7 +25,7 @@ var (
 // has reached the client before a failover. The returned Stream is never
 // nil; it carries the attempt log even when Serve fails.
 func (rt *Router) Serve(ctx context.Context, route *Route, r *llm.Request) (*Stream, error) {
-	s := &Stream{rt: rt, route: route, pol: route.Policy, req: r}
+	s := &Stream{rt: rt, route: route, pol: route.Policy, req: r, needs: r.Needs()}
 	s.ctx, s.cancel = context.WithTimeout(ctx, s.pol.Total)
 	s.plan = rt.plan(route.Targets)
 	s.tries = make(map[*slot]int, len(s.plan))
@@ -54,6 +54,7 @@ type Stream struct {
 	route  *Route
 	pol    Policy
 	req    *llm.Request
+	needs  []llm.Feature // what req needs of a target
 
 	plan     []*slot
 	deferred []*slot // targets whose breaker was open, the last resort
@@ -355,7 +356,7 @@ func (s *Stream) nextSlot(lastResort bool) *slot {
 	for len(s.plan) > 0 {
 		sl := s.plan[0]
 		s.plan = s.plan[1:]
-		if f, ok := lacks(sl.t, s.req); ok {
+		if f, ok := lacks(sl.t, s.needs); ok {
 			s.records = append(s.records, chat.Attempt{Provider: sl.t.Provider.Name(), Model: sl.t.Model, Start: now,
 				Reason: "skipped", Outcome: chat.OutcomeSkipped, Error: "the target does not support " + f.String()})
 			continue
@@ -375,13 +376,13 @@ func (s *Stream) nextSlot(lastResort bool) *slot {
 	return nil
 }
 
-// lacks reports a feature r needs that t does not support.
-func lacks(t Target, r *llm.Request) (llm.Feature, bool) {
+// lacks reports a feature in needs that t does not support.
+func lacks(t Target, needs []llm.Feature) (llm.Feature, bool) {
 	c, ok := t.Provider.(llm.Capable)
 	if !ok {
 		return 0, false
 	}
-	for _, f := range r.Needs() {
+	for _, f := range needs {
 		if !c.Supports(t.Model, f) {
 			return f, true
 		}
