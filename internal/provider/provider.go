@@ -32,6 +32,9 @@ func NewHTTPClient(connect time.Duration) *http.Client {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   connect,
 		ExpectContinueTimeout: time.Second,
+		// A streamed answer arrives in bursts of many chunks; net/http's
+		// 4 KiB default would read a burst in several system calls.
+		ReadBufferSize: 64 << 10,
 	}}
 }
 

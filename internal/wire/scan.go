@@ -37,8 +37,10 @@ func scanChunk(data []byte, c *chatChunkIn) bool {
 			}
 			seenChoices = true
 			return s.choices(c)
-		case "usage", "error":
-			return s.null() // present and not null: the rare shapes go the slow way
+		case "usage":
+			return s.usage(&c.Usage)
+		case "error":
+			return s.null() // present and not null: the rare shape goes the slow way
 		}
 		return !esc && !folds(key, "id", "model", "object", "created", "choices", "usage", "error") && s.skip(0)
 	})
@@ -254,6 +256,63 @@ func (s *chunkScanner) int() (int64, bool) {
 		n = -n
 	}
 	return n, true
+}
+
+// count reads an integer or null into dst; encoding/json leaves an int
+// unchanged on null.
+func (s *chunkScanner) count(dst *int) bool {
+	if s.null() {
+		return true
+	}
+	n, ok := s.int()
+	*dst = int(n)
+	return ok
+}
+
+// usage reads the usage object that ends a stream when the client asked
+// for it: once per stream, but encoding/json took 5 µs over it.
+func (s *chunkScanner) usage(dst **chatUsage) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	if *dst == nil {
+		*dst = new(chatUsage)
+	}
+	u := *dst
+	return s.object(func(key []byte, esc bool) bool {
+		switch string(key) {
+		case "prompt_tokens":
+			return s.count(&u.PromptTokens)
+		case "completion_tokens":
+			return s.count(&u.CompletionTokens)
+		case "total_tokens":
+			return s.count(&u.TotalTokens)
+		case "prompt_tokens_details":
+			return details(s, &u.PromptTokensDetails, "cached_tokens", func(d *promptDetails) *int { return &d.CachedTokens })
+		case "completion_tokens_details":
+			return details(s, &u.CompletionTokensDetails, "reasoning_tokens", func(d *completionDetails) *int { return &d.ReasoningTokens })
+		}
+		return !esc && !folds(key, "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details") && s.skip(0)
+	})
+}
+
+// details reads a usage details object, of which keel keeps one count.
+func details[T any](s *chunkScanner, dst **T, name string, field func(*T) *int) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	if *dst == nil {
+		*dst = new(T)
+	}
+	d := *dst
+	return s.object(func(key []byte, esc bool) bool {
+		if string(key) == name {
+			return s.count(field(d))
+		}
+		return !esc && !folds(key, name) && s.skip(0)
+	})
 }
 
 // choices reads the choices array of the common shape.
