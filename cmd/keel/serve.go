@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	if _, set := lookupEnv("GOGC"); !set {
+		// A gateway's heap is mostly short-lived per-request garbage over a
+		// small live set: collecting at 5× the live heap instead of 2×
+		// cuts GC's CPU by about 3/4 for a few MB more
+		// (scripts/bench: keel's peak RSS under 32 streams stays far
+		// below its 100 MB floor). GOGC in the environment overrides.
+		debug.SetGCPercent(400)
+	}
 
 	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "keel.db"))
 	if err != nil {
