@@ -110,17 +110,18 @@ func (s *Server) stream(w http.ResponseWriter, t *turn.Turn, enc wire.StreamEnco
 		if _, werr := w.Write(buf); werr != nil {
 			return statusClientClosed, werr
 		}
-		if err == nil && t.Buffered() {
+		switch {
+		case err == io.EOF:
+			// No flush: net/http flushes what is left with the body's
+			// terminating chunk when the handler returns, in one write.
+			return http.StatusOK, nil
+		case err != nil:
+			return errorOf(err).Status, err
+		case t.Buffered():
 			continue
 		}
 		if ferr := rc.Flush(); ferr != nil {
 			return statusClientClosed, ferr
-		}
-		if err == io.EOF {
-			return http.StatusOK, nil
-		}
-		if err != nil {
-			return errorOf(err).Status, err
 		}
 	}
 }
