@@ -93,7 +93,7 @@ func countsOf(j *Journal) counts {
 func TestDefaults(t *testing.T) {
 	j := New(&chattest.RequestStore{}, discard(), Options{})
 	defer j.Close(context.Background())
-	got := Options{Capacity: cap(j.q), Batch: j.batch, Interval: j.interval, Timeout: j.timeout}
+	got := Options{Capacity: j.capacity, Batch: j.batch, Interval: j.interval, Timeout: j.timeout}
 	want := Options{Capacity: 4096, Batch: 256, Interval: 200 * time.Millisecond, Timeout: 10 * time.Second}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)

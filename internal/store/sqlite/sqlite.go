@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -39,6 +40,9 @@ type DB struct {
 	path  string
 	write *sql.DB // one connection; every write goes through it
 	read  *sql.DB // read-only pool; the same handle as write for :memory:
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt // prepared on write, by query
 }
 
 // Open opens the database at path, creating it and its parent directory if
@@ -132,6 +136,12 @@ func (db *DB) Close() error {
 
 func (db *DB) closeHandles() error {
 	var errs []error
+	db.mu.Lock()
+	for _, st := range db.stmts {
+		errs = append(errs, st.Close())
+	}
+	db.stmts = nil
+	db.mu.Unlock()
 	if db.read != db.write {
 		errs = append(errs, db.read.Close())
 	}
