@@ -14,9 +14,9 @@ import (
 // AppendChatCompletion for clients.
 
 type chatUsage struct {
-	PromptTokens        int `json:"prompt_tokens"`
-	CompletionTokens    int `json:"completion_tokens"`
-	TotalTokens         int `json:"total_tokens"`
+	PromptTokens            int                `json:"prompt_tokens"`
+	CompletionTokens        int                `json:"completion_tokens"`
+	TotalTokens             int                `json:"total_tokens"`
 	PromptTokensDetails     *promptDetails     `json:"prompt_tokens_details,omitempty"`
 	CompletionTokensDetails *completionDetails `json:"completion_tokens_details,omitempty"`
 }
