@@ -122,3 +122,26 @@ func FuzzScanChunk(f *testing.F) {
 		}
 	})
 }
+
+// TestPlainRun puts each kind of byte that ends a plain run at every
+// position of a string, so that the eight-at-a-time path is checked at
+// every offset within and across words.
+func TestPlainRun(t *testing.T) {
+	for _, stop := range []byte{'"', '\\', 0x00, 0x1f, 0x80, 0xff} {
+		for pos := range 24 {
+			b := bytes.Repeat([]byte{'a'}, 24)
+			b[pos] = stop
+			for from := 0; from <= pos; from++ {
+				if got := plainRun(b, from); got != pos {
+					t.Errorf("plainRun(%q, %d) = %d, want %d", b, from, got, pos)
+				}
+			}
+		}
+	}
+	for _, c := range []byte{' ', '!', '#', '[', ']', '~', 0x7f} {
+		b := bytes.Repeat([]byte{c}, 19)
+		if got := plainRun(b, 0); got != len(b) {
+			t.Errorf("plainRun of %q = %d, want %d", b, got, len(b))
+		}
+	}
+}
