@@ -408,47 +408,60 @@ func appendData(dst, data []byte) []byte {
 	return append(dst, "\n\n"...)
 }
 
-type chatCompletionOut struct {
-	ID      string `json:"id"`
-	Object  string `json:"object"`
-	Created int64  `json:"created"`
-	Model   string `json:"model"`
-	Choices [1]struct {
-		Index   int `json:"index"`
-		Message struct {
-			Role             string         `json:"role"`
-			Content          *string        `json:"content"`
-			Refusal          *string        `json:"refusal"`
-			ReasoningContent string         `json:"reasoning_content,omitempty"`
-			ToolCalls        []chatToolCall `json:"tool_calls,omitempty"`
-		} `json:"message"`
-		Logprobs     *struct{} `json:"logprobs"`
-		FinishReason string    `json:"finish_reason"`
-	} `json:"choices"`
-	Usage json.RawMessage `json:"usage"`
-}
-
 // AppendChatCompletion appends a whole answer as a chat.completion object.
+// It writes the bytes encoding/json wrote from a struct before
+// (TestAppendChatCompletion pins them), without reflection: json.Marshal
+// was 2 µs of every non-streamed answer.
 func AppendChatCompletion(dst []byte, a *llm.Answer) []byte {
-	out := chatCompletionOut{ID: a.ID, Object: "chat.completion", Created: a.Created, Model: a.Model}
-	ch := &out.Choices[0]
-	ch.Message.Role = "assistant"
+	dst = append(dst, `{"id":`...)
+	dst = appendJSONString(dst, a.ID)
+	dst = append(dst, `,"object":"chat.completion","created":`...)
+	dst = strconv.AppendInt(dst, a.Created, 10)
+	dst = append(dst, `,"model":`...)
+	dst = appendJSONString(dst, a.Model)
+	dst = append(dst, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 	if len(a.Text) > 0 || len(a.ToolCalls) == 0 {
-		s := string(a.Text)
-		ch.Message.Content = &s
+		dst = appendJSONString(dst, string(a.Text))
+	} else {
+		dst = append(dst, "null"...)
 	}
-	ch.Message.ReasoningContent = string(a.Reasoning)
-	for _, tc := range a.ToolCalls {
-		var c chatToolCall
-		c.ID, c.Type = tc.ID, "function"
-		c.Function.Name, c.Function.Arguments = tc.Name, tc.Arguments
-		ch.Message.ToolCalls = append(ch.Message.ToolCalls, c)
+	dst = append(dst, `,"refusal":null`...)
+	if len(a.Reasoning) > 0 {
+		dst = append(dst, `,"reasoning_content":`...)
+		dst = appendJSONString(dst, string(a.Reasoning))
 	}
-	ch.FinishReason = string(a.Finish)
-	if ch.FinishReason == "" {
-		ch.FinishReason = string(llm.FinishStop)
+	for i, tc := range a.ToolCalls {
+		if i == 0 {
+			dst = append(dst, `,"tool_calls":[`...)
+		} else {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '{')
+		if tc.ID != "" {
+			dst = append(dst, `"id":`...)
+			dst = appendJSONString(dst, tc.ID)
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"type":"function","function":{`...)
+		if tc.Name != "" {
+			dst = append(dst, `"name":`...)
+			dst = appendJSONString(dst, tc.Name)
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"arguments":`...)
+		dst = appendJSONString(dst, tc.Arguments)
+		dst = append(dst, "}}"...)
 	}
-	out.Usage = appendChatUsage(nil, a.Usage)[len(`"usage":`):]
-	b, _ := json.Marshal(&out) // cannot fail: plain types only
-	return append(dst, b...)
+	if len(a.ToolCalls) > 0 {
+		dst = append(dst, ']')
+	}
+	finish := a.Finish
+	if finish == "" {
+		finish = llm.FinishStop
+	}
+	dst = append(dst, `},"logprobs":null,"finish_reason":`...)
+	dst = appendJSONString(dst, string(finish))
+	dst = append(dst, "}],"...)
+	dst = appendChatUsage(dst, a.Usage)
+	return append(dst, '}')
 }

@@ -828,6 +828,11 @@ func TestAppendChatCompletion(t *testing.T) {
 			want: `{"id":"c","object":"chat.completion","created":0,"model":"","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":null,"reasoning_content":"r","tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}`,
 		},
 		{
+			name: "text and two calls, one without id or name; invalid UTF-8 replaced",
+			a:    llm.Answer{ID: "c", Text: []byte("é\xff\n"), ToolCalls: []llm.ToolCall{{ID: "a", Name: "f", Arguments: `{"x":1}`}, {Arguments: ""}}},
+			want: `{"id":"c","object":"chat.completion","created":0,"model":"","choices":[{"index":0,"message":{"role":"assistant","content":"é\ufffd\n","refusal":null,"tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}},{"type":"function","function":{"arguments":""}}]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}`,
+		},
+		{
 			name: "empty answer",
 			a:    llm.Answer{ID: "c"},
 			want: `{"id":"c","object":"chat.completion","created":0,"model":"","choices":[{"index":0,"message":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}`,
