@@ -15,27 +15,62 @@ import (
 	"time"
 
 	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/provider/h1"
 )
 
 // NewHTTPClient returns a client for one upstream: connect bounds dialing,
 // and connections are pooled generously, since every request keel serves is
 // an upstream request. Deadlines on headers and chunks are per call (see
 // Deadline), not on the client.
+//
+// Plain http:// upstreams with no proxy in the way (local and LAN servers:
+// Ollama, vLLM, llama.cpp, the simulator) go through h1, whose calling
+// goroutine does all the work: net/http's per-connection goroutines and
+// the hand-offs between them were about a fifth of keel's CPU per request
+// (scripts/bench, perf). Everything else, TLS and HTTP/2 included, goes
+// through net/http.
 func NewHTTPClient(connect time.Duration) *http.Client {
 	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
-	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   connect,
-		ExpectContinueTimeout: time.Second,
-		// A streamed answer arrives in bursts of many chunks; net/http's
-		// 4 KiB default would read a burst in several system calls.
-		ReadBufferSize: 64 << 10,
+	return &http.Client{Transport: &schemes{
+		plain: &h1.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 512},
+		std: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           d.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   512,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   connect,
+			ExpectContinueTimeout: time.Second,
+			// A streamed answer arrives in bursts of many chunks;
+			// net/http's 4 KiB default would read a burst in several
+			// system calls.
+			ReadBufferSize: 64 << 10,
+		},
 	}}
+}
+
+// schemes sends plain http:// requests with no proxy through plain, and
+// the rest through std.
+type schemes struct {
+	plain *h1.Transport
+	std   *http.Transport
+}
+
+func (s *schemes) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" {
+		if proxy, err := s.std.Proxy(req); err == nil && proxy == nil {
+			return s.plain.RoundTrip(req)
+		}
+	}
+	return s.std.RoundTrip(req)
+}
+
+// CloseIdleConnections closes both transports' idle connections (called
+// by http.Client.CloseIdleConnections).
+func (s *schemes) CloseIdleConnections() {
+	s.plain.CloseIdleConnections()
+	s.std.CloseIdleConnections()
 }
 
 // Errors a Deadline cancels a call with, so that classification can tell a

@@ -155,7 +155,7 @@ func (c *conn) write(b []byte) error {
 		c.wbuf = nil
 	}
 	if err != nil {
-		return &staleError{c.wrap("write request", err)}
+		return &staleError{err: c.wrap("write request", err), write: true}
 	}
 	return nil
 }

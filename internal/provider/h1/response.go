@@ -39,7 +39,7 @@ const (
 // failure before any byte arrived is a *staleError.
 func (c *conn) readResponse(req *http.Request, stop func() bool) (*http.Response, error) {
 	if _, err := c.br.Peek(1); err != nil {
-		return nil, &staleError{c.wrap("read response", err)}
+		return nil, &staleError{err: c.wrap("read response", err)}
 	}
 	var (
 		resp *http.Response

@@ -26,8 +26,9 @@ const (
 // and must not be copied after first use. Change its fields only before
 // the first request.
 type Transport struct {
-	// DialContext opens a connection to addr ("host:port"). If nil, a zero
-	// net.Dialer is used. The connection must honor ctx while dialing.
+	// DialContext opens a connection to addr ("host:port", port 80 if the
+	// URL has none); network is always "tcp". It must return promptly once
+	// ctx is done. If nil, a zero net.Dialer is used.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// MaxIdleConnsPerHost bounds the keep-alive connections kept per
@@ -61,7 +62,10 @@ type idleList struct {
 // staleError marks a failure on a connection before any byte of the
 // response arrived: on a reused connection, most likely the server closed
 // it while idle, so a fresh connection may cure it.
-type staleError struct{ err error }
+type staleError struct {
+	err   error
+	write bool // the request could not be written
+}
 
 func (e *staleError) Error() string { return e.err.Error() }
 func (e *staleError) Unwrap() error { return e.err }
@@ -124,13 +128,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("h1: %w", err)
 		}
 		var stale *staleError
-		if attempt > 0 || !c.reused || !errors.As(err, &stale) {
+		if attempt > 0 || !c.reused || !errors.As(err, &stale) || !stale.write && !idempotent(req) {
 			return nil, err
 		}
 		// Like net/http, take a failure on a reused connection before any
-		// byte of the response for the server closing an idle connection,
-		// and try once more on a fresh one if the request can be sent again:
-		// from the buffer it was written from, or else from GetBody.
+		// byte of the response for the server having closed it, and try
+		// once more on a fresh one: when the request could not be written,
+		// or when it was but is safe to repeat (a POST the upstream may
+		// have received is not sent twice). The request is sent again from
+		// the buffer it was written from, or else from GetBody.
 		if replay == nil {
 			if req.GetBody == nil {
 				return nil, err
@@ -211,9 +217,21 @@ func (t *Transport) conn(ctx context.Context, addr string, fresh bool) (*conn, e
 	return newConn(t, addr, nc), nil
 }
 
-// take removes the most recently used idle connection to addr from the
-// pool, or returns nil.
+// take removes the most recently used idle connection to addr that the
+// server has not closed from the pool, or returns nil. Closed ones are
+// dropped.
 func (t *Transport) take(addr string) *conn {
+	for {
+		c := t.pop(addr)
+		if c == nil || c.alive() {
+			return c
+		}
+		c.close()
+	}
+}
+
+// pop removes the most recently used idle connection to addr.
+func (t *Transport) pop(addr string) *conn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l := t.idle[addr]
@@ -226,6 +244,19 @@ func (t *Transport) take(addr string) *conn {
 	l.conns = l.conns[:n]
 	c.unpoolLocked()
 	return c
+}
+
+// idempotent reports whether req may be sent twice, by net/http's rule.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	_, ok := req.Header["Idempotency-Key"]
+	if !ok {
+		_, ok = req.Header["X-Idempotency-Key"]
+	}
+	return ok
 }
 
 // put returns c to the pool, or closes it if the pool is full or c holds
