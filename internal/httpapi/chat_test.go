@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -353,4 +355,60 @@ func TestRecordContent(t *testing.T) {
 			t.Errorf("record_content=%v: (-want +got):\n%s", record, diff)
 		}
 	}
+}
+
+// gatedStream answers "a", then an event that encodes to nothing, both at
+// hand at once, then waits for gate before the rest.
+type gatedStream struct {
+	gate chan struct{}
+	i    int
+}
+
+func (s *gatedStream) Recv() (*llm.Event, error) {
+	s.i++
+	switch s.i {
+	case 1:
+		return &llm.Event{ID: "g", Model: "m", Text: "a"}, nil
+	case 2:
+		return &llm.Event{ID: "g", Model: "m"}, nil
+	case 3:
+		<-s.gate
+		return &llm.Event{ID: "g", Model: "m", Text: "b", Finish: llm.FinishStop}, nil
+	}
+	return nil, io.EOF
+}
+
+func (s *gatedStream) Buffered() bool { return s.i < 2 }
+func (s *gatedStream) Close() error   { return nil }
+
+// TestStreamFlushesBeforeWaiting: what was written while more events were
+// at hand goes out before keel waits for the upstream again, even when the
+// last of those events writes nothing (regression: it held "a" back until
+// the next event arrived).
+func TestStreamFlushesBeforeWaiting(t *testing.T) {
+	gate := make(chan struct{})
+	srv, _ := newServer(t, &llmtest.Provider{NameV: "p", ChatFn: func(context.Context, *llm.Request) (llm.Stream, error) {
+		return &gatedStream{gate: gate}, nil
+	}}, nil)
+	resp := post(t, srv.URL, hello+`,"stream":true}`)
+	got := make(chan string, 1)
+	go func() {
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || strings.Contains(line, `"content":"a"`) {
+				got <- line
+				return
+			}
+		}
+	}()
+	select {
+	case line := <-got:
+		if !strings.Contains(line, `"content":"a"`) {
+			t.Errorf("stream ended before \"a\": %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("\"a\" was held back while keel waited for the upstream")
+	}
+	close(gate)
 }
