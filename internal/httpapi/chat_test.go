@@ -390,9 +390,16 @@ func TestStreamFlushesBeforeWaiting(t *testing.T) {
 	srv, _ := newServer(t, &llmtest.Provider{NameV: "p", ChatFn: func(context.Context, *llm.Request) (llm.Stream, error) {
 		return &gatedStream{gate: gate}, nil
 	}}, nil)
-	resp := post(t, srv.URL, hello+`,"stream":true}`)
+	// The request runs on its own goroutine: held-back bytes would hold
+	// back the response headers too.
 	got := make(chan string, 1)
 	go func() {
+		resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(hello+`,"stream":true}`))
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
 		br := bufio.NewReader(resp.Body)
 		for {
 			line, err := br.ReadString('\n')
