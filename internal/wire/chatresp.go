@@ -344,15 +344,7 @@ func (e *ChatEncoder) AppendEvent(dst []byte, ev *llm.Event) []byte {
 				dst = appendJSONString(dst, tc.ID)
 				dst = append(dst, `,"type":"function"`...)
 			}
-			dst = append(dst, `,"function":{`...)
-			if tc.Name != "" {
-				dst = append(dst, `"name":`...)
-				dst = appendJSONString(dst, tc.Name)
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `"arguments":`...)
-			dst = appendJSONString(dst, tc.Arguments)
-			dst = append(dst, "}}"...)
+			dst = appendCallFunction(append(dst, ','), tc.Name, tc.Arguments)
 		}
 		dst = append(dst, ']')
 	}
@@ -402,6 +394,20 @@ func appendChatUsage(dst []byte, u llm.Usage) []byte {
 	return append(dst, "}}"...)
 }
 
+// appendCallFunction appends a tool call's function object, its name left
+// out when empty (a later fragment of a streamed call), and closes the call.
+func appendCallFunction(dst []byte, name, args string) []byte {
+	dst = append(dst, `"function":{`...)
+	if name != "" {
+		dst = append(dst, `"name":`...)
+		dst = appendJSONString(dst, name)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"arguments":`...)
+	dst = appendJSONString(dst, args)
+	return append(dst, "}}"...)
+}
+
 func appendData(dst, data []byte) []byte {
 	dst = append(dst, "data: "...)
 	dst = append(dst, data...)
@@ -442,15 +448,7 @@ func AppendChatCompletion(dst []byte, a *llm.Answer) []byte {
 			dst = appendJSONString(dst, tc.ID)
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `"type":"function","function":{`...)
-		if tc.Name != "" {
-			dst = append(dst, `"name":`...)
-			dst = appendJSONString(dst, tc.Name)
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `"arguments":`...)
-		dst = appendJSONString(dst, tc.Arguments)
-		dst = append(dst, "}}"...)
+		dst = appendCallFunction(append(dst, `"type":"function",`...), tc.Name, tc.Arguments)
 	}
 	if len(a.ToolCalls) > 0 {
 		dst = append(dst, ']')
