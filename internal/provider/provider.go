@@ -58,12 +58,19 @@ type schemes struct {
 }
 
 func (s *schemes) RoundTrip(req *http.Request) (*http.Response, error) {
+	return s.pick(req).RoundTrip(req)
+}
+
+func (s *schemes) pick(req *http.Request) http.RoundTripper {
 	if req.URL.Scheme == "http" {
+		if s.std.Proxy == nil {
+			return s.plain
+		}
 		if proxy, err := s.std.Proxy(req); err == nil && proxy == nil {
-			return s.plain.RoundTrip(req)
+			return s.plain
 		}
 	}
-	return s.std.RoundTrip(req)
+	return s.std
 }
 
 // CloseIdleConnections closes both transports' idle connections (called

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/keel-ai/keel/internal/llm"
+	"github.com/keel-ai/keel/internal/provider/h1"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -255,4 +257,32 @@ func FuzzRetryAfter(f *testing.F) {
 			t.Fatalf("RetryAfter(ms=%q, s=%q) = %v", ms, s, d)
 		}
 	})
+}
+
+// TestSchemes: plain http:// goes through h1 unless a proxy applies;
+// https:// always through net/http.
+func TestSchemes(t *testing.T) {
+	proxy, _ := url.Parse("http://proxy.example:3128")
+	direct := &schemes{plain: &h1.Transport{}, std: &http.Transport{}}
+	proxied := &schemes{plain: &h1.Transport{}, std: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+	tests := []struct {
+		name  string
+		s     *schemes
+		url   string
+		plain bool
+	}{
+		{"http", direct, "http://127.0.0.1:11434/v1/chat/completions", true},
+		{"https", direct, "https://api.openai.com/v1/chat/completions", false},
+		{"http through a proxy", proxied, "http://10.0.0.5:8000/v1/chat/completions", false},
+		{"https through a proxy", proxied, "https://api.openai.com/v1/chat/completions", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", tt.url, nil)
+			_, got := tt.s.pick(req).(*h1.Transport)
+			if got != tt.plain {
+				t.Errorf("through h1 = %v, want %v", got, tt.plain)
+			}
+		})
+	}
 }
