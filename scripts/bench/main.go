@@ -16,12 +16,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -33,6 +35,15 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if len(os.Args) == 4 && os.Args[1] == goProxyArg {
+		err := serveGoProxy(ctx, os.Args[2], os.Args[3])
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench goproxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	pass, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
@@ -67,6 +78,7 @@ type options struct {
 	buildTries int
 	quietWait  time.Duration // total time the run may wait for other work to end
 	keelYAML   string        // appended to keel's config, for experiments
+	peer       string        // measure this peer in keel's place: "nginx"
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -90,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	phases := fs.String("phases", "", "comma-separated subset of phases to run: rate, seq, streams, max (default all)")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 5*time.Minute, "in all, wait at most this long for other processes to leave the CPUs idle (before each phase, and to redo disturbed runs)")
 	fs.StringVar(&o.keelYAML, "keel-yaml", "", "YAML appended to keel's config, for experiments (e.g. 'reliability: {stream_upstream: false}')")
+	fs.StringVar(&o.peer, "peer", "", "measure a peer in keel's place, as a reference for the floors: nginx (a plain reverse proxy to the simulator; needs nginx installed) or goproxy (net/http/httputil's ReverseProxy)")
 	fs.IntVar(&o.buildTries, "build-tries", 20, "build attempts, 15 s apart (teammates may be mid-edit)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -174,6 +187,56 @@ providers:
     base_url: http://%s/v1
     models: [sim-zero, sim-zero-50, sim-zero-60]
 `
+
+// nginxConfig makes nginx a plain reverse proxy to the simulator, tuned as
+// one would for SSE: keep-alive upstream connections, no buffering. Its
+// arguments are the temp dir, keel's address and the simulator's.
+const nginxConfig = `daemon off;
+worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/nginx-tmp;
+  proxy_temp_path %[1]s/nginx-tmp;
+  upstream sim { server %[3]s; keepalive 512; }
+  server {
+    listen %[2]s;
+    keepalive_requests 1000000;
+    location = /healthz { return 200 "ok\n"; }
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+`
+
+// startProxy starts what is measured against the simulator: keel, or the
+// -peer given.
+func startProxy(o options, dir, bin, keelYAML, dataDir, keelAddr, simAddr string) (*proc, error) {
+	switch o.peer {
+	case "":
+		return startProc("keel", dir, bin, "serve", "--config", keelYAML, "--data-dir", dataDir, "--listen", keelAddr, "--log-level", "warn")
+	case "nginx":
+		nginx, err := exec.LookPath("nginx")
+		if err != nil {
+			nginx = "/usr/sbin/nginx" // Debian's, often outside a user's PATH
+		}
+		conf := filepath.Join(dir, "nginx.conf")
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConfig, dir, keelAddr, simAddr)), 0o644); err != nil {
+			return nil, err
+		}
+		return startProc("nginx", dir, nginx, "-p", dir, "-c", conf)
+	case "goproxy":
+		return startGoProxy(dir, keelAddr, "http://"+simAddr)
+	}
+	return nil, fmt.Errorf("-peer %q: nginx or goproxy", o.peer)
+}
 
 // bench is one run's fixture: the two processes and a target for each.
 type bench struct {
@@ -289,7 +352,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, er
 		return false, err
 	}
 	defer simP.stop(5 * time.Second)
-	keelP, err := startProc("keel", dir, bin, "serve", "--config", keelYAML, "--data-dir", dataDir, "--listen", keelAddr, "--log-level", "warn")
+	keelP, err := startProxy(o, dir, bin, keelYAML, dataDir, keelAddr, simAddr)
 	if err != nil {
 		return false, err
 	}
@@ -304,7 +367,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, er
 	conns := max(o.workers, o.streamConc, o.tputConc)
 	b := &bench{o: o, dir: dir, simP: simP, keelP: keelP, log: stderr, cpus: runtime.NumCPU(), quietLeft: o.quietWait,
 		direct: newTarget("direct", "http://"+simAddr+"/v1/chat/completions", conns),
-		keel:   newTarget("keel", "http://"+keelAddr+"/v1/chat/completions", conns)}
+		keel:   newTarget(cmp.Or(o.peer, "keel"), "http://"+keelAddr+"/v1/chat/completions", conns)}
 	defer b.direct.close()
 	defer b.keel.close()
 
@@ -319,6 +382,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, er
 		Params: params{Rate: o.rate, OpenLoopSec: o.duration.Seconds(), Rounds: o.rounds, WarmupSec: o.warmup.Seconds(),
 			Workers: o.workers, Streams: o.streams, StreamConc: o.streamConc, ThroughputSec: o.tputDur.Seconds(), ThroughputConc: o.tputConc},
 	}
+	if o.peer != "" {
+		rep.Note += "; -peer " + o.peer + ": the keel column is " + o.peer + ", a reference, not keel"
+	}
 	if err := b.phases(ctx, rep); err != nil {
 		return false, err
 	}
@@ -326,7 +392,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, er
 		return false, fmt.Errorf("keel exited during the run (%v):\n%s", err, keelP.logTail())
 	}
 	rep.Redone = b.redone
-	rep.KeelHWM = round(float64(procStatus(keelP.pid(), "VmHWM"))/1e6, 1)
+	rep.KeelHWM = round(float64(treeStatus(keelP.pid(), "VmHWM"))/1e6, 1)
 
 	rep.Pass = true
 	for _, c := range rep.Checks {
@@ -495,7 +561,7 @@ func (b *bench) seq(ctx context.Context, phase string, c *call, n int) [2]*resul
 // seqOnce sends n streams to each target, alternating per stream.
 func (b *bench) seqOnce(ctx context.Context, phase string, c *call, n int) [2]*result {
 	pr := b.maybePerf(phase, 1)
-	k0, s0, c0, m0, t0 := procCPU(b.keelP.pid()), procCPU(b.simP.pid()), selfCPU(), machineCPU(), time.Now()
+	k0, s0, c0, m0, t0 := treeCPU(b.keelP.pid()), procCPU(b.simP.pid()), selfCPU(), machineCPU(), time.Now()
 	rs := sequential(ctx, b.targets(), c, n)
 	if pr != nil {
 		pr.stop()
@@ -504,7 +570,7 @@ func (b *bench) seqOnce(ctx context.Context, phase string, c *call, n int) [2]*r
 	// direct streams) can be charged to one of them; others' share of the
 	// machine is the same for both.
 	wall := time.Since(t0)
-	rs[1].cpu.keel = procCPU(b.keelP.pid()) - k0
+	rs[1].cpu.keel = treeCPU(b.keelP.pid()) - k0
 	others := max(0, machineCPU()-m0-rs[1].cpu.keel-(procCPU(b.simP.pid())-s0)-(selfCPU()-c0))
 	for _, r := range rs {
 		r.interleaved, r.elapsed, r.cpu.others = true, wall, others
@@ -530,9 +596,9 @@ func (b *bench) maybePerf(phase string, j int) *perfRecord {
 
 // measure runs fn and charges it the CPU time each process used.
 func (b *bench) measure(t *target, fn func() *result) *result {
-	k0, s0, c0, m0, d0 := procCPU(b.keelP.pid()), procCPU(b.simP.pid()), selfCPU(), machineCPU(), t.dials.Load()
+	k0, s0, c0, m0, d0 := treeCPU(b.keelP.pid()), procCPU(b.simP.pid()), selfCPU(), machineCPU(), t.dials.Load()
 	r := fn()
-	r.cpu = cpuUse{keel: procCPU(b.keelP.pid()) - k0, sim: procCPU(b.simP.pid()) - s0, bench: selfCPU() - c0}
+	r.cpu = cpuUse{keel: treeCPU(b.keelP.pid()) - k0, sim: procCPU(b.simP.pid()) - s0, bench: selfCPU() - c0}
 	r.cpu.others = max(0, machineCPU()-m0-r.cpu.keel-r.cpu.sim-r.cpu.bench)
 	r.dials = t.dials.Load() - d0
 	return r

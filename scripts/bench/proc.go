@@ -216,6 +216,40 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// treeCPU is procCPU summed over pid and its descendants: a peer such as
+// nginx works in child processes.
+func treeCPU(pid int) time.Duration {
+	d := procCPU(pid)
+	for _, c := range children(pid) {
+		d += treeCPU(c)
+	}
+	return d
+}
+
+// children lists pid's child processes.
+func children(pid int) []int {
+	files, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	var out []int
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// treeStatus is procStatus summed over pid and its descendants.
+func treeStatus(pid int, field string) int64 {
+	v := procStatus(pid, field)
+	for _, c := range children(pid) {
+		v += treeStatus(c, field)
+	}
+	return v
+}
+
 // procStatus reads one kB-valued field (VmRSS, VmHWM) of
 // /proc/PID/status, in bytes.
 func procStatus(pid int, field string) int64 {
@@ -249,7 +283,7 @@ func sampleRSS(pid int, period time.Duration) *rssSampler {
 		t := time.NewTicker(period)
 		defer t.Stop()
 		for {
-			if v := procStatus(pid, "VmRSS"); v > s.peak.Load() {
+			if v := treeStatus(pid, "VmRSS"); v > s.peak.Load() {
 				s.peak.Store(v)
 			}
 			select {
