@@ -98,16 +98,14 @@ func DecodeMessagesCountRequest(body []byte) (*llm.Request, error) {
 }
 
 func decodeMessagesRequest(body []byte, needMax bool) (*llm.Request, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	ms, ok := bodyMembers(body)
+	if !ok {
 		return nil, invalid("", "the request body must be a JSON object")
 	}
 	r := &llm.Request{Source: llm.SourceMessages}
 	var system, msgs []llm.Message
-	// Sorted, so that a request with several problems always reports the
-	// same one.
-	for _, k := range sortedKeys(fields) {
-		v := fields[k]
+	for _, m := range ms {
+		k, v := m.key, m.raw
 		var err error
 		switch k {
 		case "model":

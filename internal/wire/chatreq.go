@@ -65,16 +65,14 @@ type chatResponseFormat struct {
 // Fields keel does not model are kept verbatim in Request.Extra. Errors are
 // *chat.Error values with code EInvalid that name the offending param.
 func DecodeChatRequest(body []byte) (*llm.Request, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	ms, ok := bodyMembers(body)
+	if !ok {
 		return nil, invalid("", "the request body must be a JSON object")
 	}
 	r := &llm.Request{Source: llm.SourceChat}
 	var maxTokens, maxCompletion *int
-	// Sorted, so that a request with several problems always reports the
-	// same one.
-	for _, k := range sortedKeys(fields) {
-		v := fields[k]
+	for _, m := range ms {
+		k, v := m.key, m.raw
 		var err error
 		switch k {
 		case "model":

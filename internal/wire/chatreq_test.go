@@ -648,3 +648,14 @@ func TestAppendChatRequestPrefill(t *testing.T) {
 		t.Errorf("prefix sent without Continue: %s", b)
 	}
 }
+
+// BenchmarkDecodeChatRequest decodes a small request, as most are.
+func BenchmarkDecodeChatRequest(b *testing.B) {
+	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hello there"}],"temperature":0.7}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeChatRequest(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

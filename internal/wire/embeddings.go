@@ -56,16 +56,14 @@ type EmbedRequest struct {
 // them. Errors are *chat.Error values with code EInvalid that name the
 // offending param.
 func DecodeEmbedRequest(body []byte) (*EmbedRequest, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	ms, ok := bodyMembers(body)
+	if !ok {
 		return nil, invalid("", "the request body must be a JSON object")
 	}
 	r := &EmbedRequest{}
 	var input json.RawMessage
-	// Sorted, so that a request with several problems always reports the
-	// same one.
-	for _, k := range sortedKeys(fields) {
-		v := fields[k]
+	for _, m := range ms {
+		k, v := m.key, m.raw
 		var err error
 		switch k {
 		case "model":

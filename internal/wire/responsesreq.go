@@ -88,17 +88,15 @@ type respText struct {
 // A request that continues a stored response (previous_response_id) or
 // refers to stored items (item_reference) is complete only after Resolve.
 func DecodeResponsesRequest(body []byte) (*ResponsesRequest, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	ms, ok := bodyMembers(body)
+	if !ok {
 		return nil, invalid("", "the request body must be a JSON object")
 	}
 	r := &llm.Request{Source: llm.SourceResponses}
 	rr := &ResponsesRequest{Request: r, Store: true}
 	hasInput := false
-	// Sorted, so that a request with several problems always reports the
-	// same one.
-	for _, k := range sortedKeys(fields) {
-		v := fields[k]
+	for _, m := range ms {
+		k, v := m.key, m.raw
 		var err error
 		switch k {
 		case "model":
