@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -106,6 +107,12 @@ func (b *body) read(p []byte) (int, error) {
 		return n, err
 	case chunkedBody:
 		n, err := b.cr.Read(p)
+		if err == io.EOF && n > 0 && !trailerBuffered(br) {
+			// The last chunk's data must not wait for the trailer
+			// section to arrive; the next Read reads it, since the
+			// chunked reader keeps returning io.EOF.
+			return n, nil
+		}
 		if err == io.EOF {
 			err = readTrailer(br, b.trailer)
 			if err == nil {
@@ -180,6 +187,15 @@ func (b *body) abort() {
 		b.stop()
 	}
 	b.c.close()
+}
+
+// trailerBuffered reports whether the trailer section after a chunked
+// body's last chunk has arrived through its blank line, so that reading it
+// cannot wait.
+func trailerBuffered(br *bufio.Reader) bool {
+	p, _ := br.Peek(br.Buffered())
+	return bytes.HasPrefix(p, []byte("\n")) || bytes.HasPrefix(p, []byte("\r\n")) ||
+		bytes.Contains(p, []byte("\n\n")) || bytes.Contains(p, []byte("\n\r\n"))
 }
 
 // readTrailer reads the trailer section after a chunked body's last

@@ -236,23 +236,34 @@ func appendHead(b []byte, req *http.Request, keepAlive bool) ([]byte, error) {
 	}
 	b = append(b, method...)
 	b = append(b, ' ')
+	n := len(b)
 	b = appendRequestURI(b, req)
+	// RawQuery and Opaque are sent as they are; like net/http, refuse
+	// control bytes there rather than let a URL built by hand inject a
+	// header field or a second request.
+	if !validRequestURI(b[n:]) {
+		return nil, fmt.Errorf("h1: invalid control character in request URI %q", clip(string(b[n:])))
+	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
 	sentClose := false
 	for k, vs := range req.Header {
-		switch k {
+		// Field names are case-insensitive: a "content-length" key set on
+		// the map directly is the field h1 frames the body with, and must
+		// not reach the wire beside it.
+		ck := http.CanonicalHeaderKey(k)
+		switch ck {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue
 		case "Connection":
-			sentClose = hasToken(vs, "close")
+			sentClose = sentClose || hasToken(vs, "close")
 		}
 		if !validToken(k) {
 			return nil, fmt.Errorf("h1: invalid header field name %q", k)
 		}
 		for _, v := range vs {
-			if v == "" && k == "User-Agent" {
+			if v == "" && ck == "User-Agent" {
 				continue
 			}
 			b = append(b, k...)
@@ -284,6 +295,16 @@ func appendRequestURI(b []byte, req *http.Request) []byte {
 		b = append(b, u.RawQuery...)
 	}
 	return b
+}
+
+// validRequestURI reports whether u holds no control bytes.
+func validRequestURI(u []byte) bool {
+	for _, c := range u {
+		if c < ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // appendValue appends a header value, replacing CR and LF with spaces as

@@ -18,9 +18,10 @@
 // Request. The request line carries URL.RequestURI(), Host is req.Host or
 // else URL.Host, and the caller's header fields follow as given (a Host,
 // Content-Length, Transfer-Encoding or Trailer field among them is
-// ignored; CR and LF in values become spaces). User-Agent is sent only if
-// the caller set one, and Accept-Encoding never unless the caller set it,
-// so bodies are never gunzipped behind the caller's back. A body with
+// ignored, whatever the case of its key; CR and LF in values become
+// spaces). A request URI with control bytes in it is an error. User-Agent
+// is sent only if the caller set one, and Accept-Encoding never unless the
+// caller set it, so bodies are never gunzipped behind the caller's back. A body with
 // ContentLength > 0 is sent with Content-Length; one of unknown length
 // (-1, or 0 with a non-nil Body, as in net/http) with chunked transfer
 // encoding. Head and body are written in one write when the body's length

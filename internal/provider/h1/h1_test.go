@@ -11,11 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -306,6 +310,81 @@ func TestSSEUnbuffered(t *testing.T) {
 	}
 }
 
+// stepConn is a net.Conn whose reads return parts one at a time, as if
+// each arrived in its own segment, and then io.EOF.
+type stepConn struct {
+	fakeConn
+	parts []string
+	reads int
+}
+
+func (c *stepConn) Read(p []byte) (int, error) {
+	if c.reads == len(c.parts) {
+		return 0, io.EOF
+	}
+	n := copy(p, c.parts[c.reads])
+	c.reads++
+	return n, nil
+}
+
+// TestChunkedEndNotWaited: the last chunk's data is returned at once even
+// when the trailer section after it has not arrived. Regression: Read held
+// the data back while it waited for the blank line ending the trailer.
+func TestChunkedEndNotWaited(t *testing.T) {
+	tests := []struct {
+		name      string
+		parts     []string // the first holds the head
+		wantReads int      // conn reads by the first body Read
+		wantErr   error    // from the first body Read
+		trailer   http.Header
+	}{
+		{
+			name:      "trailer section arrives later",
+			parts:     []string{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n", "\r\n"},
+			wantReads: 1,
+		},
+		{
+			name: "trailer field arrives later",
+			parts: []string{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n",
+				"\r\n"},
+			wantReads: 1,
+			trailer:   http.Header{"X-T": {"1"}},
+		},
+		{
+			name:      "end buffered",
+			parts:     []string{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"},
+			wantReads: 1,
+			wantErr:   io.EOF,
+			trailer:   http.Header{"X-T": {"1"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nc := &stepConn{parts: tt.parts}
+			c := newConn(&Transport{IdleConnTimeout: -1}, "upstream:80", nc)
+			resp, err := c.readResponse(newRequest(t, context.Background(), "GET", "http://upstream/", nil), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, 64)
+			n, err := resp.Body.Read(buf)
+			if string(buf[:n]) != "hello" || err != tt.wantErr {
+				t.Fatalf("Read = %q, %v; want %q, %v", buf[:n], err, "hello", tt.wantErr)
+			}
+			if nc.reads != tt.wantReads {
+				t.Errorf("conn reads = %d, want %d: Read waited for more than it returned", nc.reads, tt.wantReads)
+			}
+			if n, err := resp.Body.Read(buf); n != 0 || err != io.EOF {
+				t.Fatalf("second Read = %d, %v; want 0, EOF", n, err)
+			}
+			if diff := cmp.Diff(tt.trailer, resp.Trailer); diff != "" {
+				t.Errorf("trailer mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestRequestHead(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -330,6 +409,25 @@ func TestRequestHead(t *testing.T) {
 			},
 			want: []string{"GET /v1/models?x=1 HTTP/1.1", "Authorization: Bearer k", "Host: HOST",
 				"User-Agent: keel", "X-Inject: a  Evil: 1", "X-Multi: a", "X-Multi: b"},
+		},
+		{
+			// Regression: framing fields under non-canonical keys went
+			// out beside h1's own, so the upstream saw Content-Length
+			// and Transfer-Encoding both: request smuggling.
+			name: "non-canonical framing keys ignored",
+			setup: func(r *http.Request) {
+				r.Header["content-length"] = []string{"5"}
+				r.Header["transfer-encoding"] = []string{"chunked"}
+				r.Header["trailer"] = []string{"X-T"}
+				r.Header["host"] = []string{"evil"}
+				r.Header["user-agent"] = []string{""}
+			},
+			want: []string{"GET /v1/models?x=1 HTTP/1.1", "Host: HOST"},
+		},
+		{
+			name:  "non-canonical Connection: close",
+			setup: func(r *http.Request) { r.Header["connection"] = []string{"close"}; r.Close = true },
+			want:  []string{"GET /v1/models?x=1 HTTP/1.1", "Host: HOST", "connection: close"},
 		},
 		{
 			name:  "empty User-Agent suppressed",
@@ -392,6 +490,53 @@ func TestRequestHead(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("request head mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// recordConn is a net.Conn that records what is written to it and reads
+// nothing.
+type recordConn struct {
+	fakeConn
+	w *bytes.Buffer
+}
+
+func (c recordConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// TestRequestHeadRejected: a request whose head cannot be written as given
+// fails without a byte reaching the upstream. Regression: a RawQuery or
+// Opaque set by hand with CR LF in it went out as is, and could inject
+// header fields or a second request.
+func TestRequestHeadRejected(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(r *http.Request)
+	}{
+		{"CRLF in RawQuery", func(r *http.Request) { r.URL.RawQuery = "a=1 HTTP/1.1\r\nX-Evil: 1\r\n\r\nGET /x" }},
+		{"LF in RawQuery", func(r *http.Request) { r.URL.RawQuery = "a\nb" }},
+		{"NUL in RawQuery", func(r *http.Request) { r.URL.RawQuery = "a\x00b" }},
+		{"CRLF in Opaque", func(r *http.Request) { r.URL.Opaque = "/a\r\nX-Evil: 1" }},
+		{"space in method", func(r *http.Request) { r.Method = "GET /x HTTP/1.1\r\n" }},
+		{"space in Host", func(r *http.Request) { r.Host = "a b" }},
+		{"CRLF in Host", func(r *http.Request) { r.Host = "a\r\nX-Evil: 1" }},
+		{"colon in field name", func(r *http.Request) { r.Header["X-A: 1\r\nX-B"] = []string{"v"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var wire bytes.Buffer
+			tr := &Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+				return recordConn{fakeConn{strings.NewReader("")}, &wire}, nil
+			}}
+			req := newRequest(t, context.Background(), "GET", "http://upstream/v1/models", nil)
+			tt.setup(req)
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+				t.Fatal("RoundTrip succeeded, want error")
+			}
+			if wire.Len() > 0 {
+				t.Errorf("wrote %q", wire.String())
 			}
 		})
 	}
@@ -1064,5 +1209,112 @@ func TestCloseUnblocksRead(t *testing.T) {
 	}
 	if n := idleCount(tr); n != 0 {
 		t.Errorf("idle conns = %d, want 0", n)
+	}
+}
+
+// TestReuseUnderCloseAndCancel stresses connection reuse with every order
+// of reading to the end, closing the body and canceling the context that
+// keel's callers produce: an SSE stream closed at [DONE] before its chunk
+// terminator arrived, canceled (Deadline.Stop) before or after Close, or
+// after EOF, and Close or cancel racing a Read. Every request the server
+// reads must be well-formed, and every response must carry its own
+// request's data: a conn pooled twice, pooled after it was closed, or
+// pooled with bytes of the last response unread would break one or the
+// other. Run it with -race.
+func TestReuseUnderCloseAndCancel(t *testing.T) {
+	var bad atomic.Pointer[error]
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				if err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+					bad.Store(&err)
+				}
+				return
+			}
+			id := req.URL.Query().Get("id")
+			data := "data: " + id + "\n\n"
+			chunks := fmt.Sprintf("%x\r\n%s\r\ne\r\ndata: [DONE]\n\n\r\n", len(data), data)
+			switch req.URL.Query().Get("m") {
+			case "length":
+				body := data + "data: [DONE]\n\n"
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			case "together":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+chunks+"0\r\n\r\n")
+			case "trailer":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Id\r\n\r\n"+chunks)
+				runtime.Gosched()
+				io.WriteString(c, "0\r\nX-Id: "+id+"\r\n\r\n")
+			default: // the terminator after [DONE], as a Go server sends it
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+chunks)
+				runtime.Gosched()
+				io.WriteString(c, "0\r\n\r\n")
+			}
+		}
+	})
+	tr := newTransport(t)
+	modes := []string{"length", "together", "trailer", "split"}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 0))
+			for i := range 100 {
+				id := fmt.Sprintf("%d-%d", w, i)
+				mode := modes[r.IntN(len(modes))]
+				ctx, cancel := context.WithCancel(context.Background())
+				resp, err := tr.RoundTrip(newRequest(t, ctx, "GET", srv.url+"/?id="+id+"&m="+mode, nil))
+				if err != nil {
+					cancel()
+					t.Errorf("%s: %v", id, err)
+					return
+				}
+				order := r.IntN(6)
+				switch order {
+				case 4:
+					go resp.Body.Close()
+				case 5:
+					go cancel()
+				}
+				var got []byte
+				buf := make([]byte, 1+r.IntN(64))
+				for !bytes.Contains(got, []byte("[DONE]")) {
+					n, err := resp.Body.Read(buf)
+					got = append(got, buf[:n]...)
+					if err != nil {
+						break
+					}
+				}
+				if want := "data: " + id + "\n\n"; order < 4 && !bytes.HasPrefix(got, []byte(want)) {
+					t.Errorf("%s: body %q, want %q first", id, got, want)
+				}
+				switch order {
+				case 0: // the stream ends at [DONE]
+					resp.Body.Close()
+					cancel()
+				case 1: // Deadline.Stop, then Close, as openai's stream does
+					cancel()
+					resp.Body.Close()
+				case 2, 3: // read to EOF, then cancel before or after Close
+					if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+						t.Errorf("%s: read to EOF: %v", id, err)
+					}
+					if mode == "trailer" && resp.Trailer.Get("X-Id") != id {
+						t.Errorf("%s: trailer %q", id, resp.Trailer)
+					}
+					if order == 2 {
+						cancel()
+					}
+					resp.Body.Close()
+					cancel()
+				default:
+					resp.Body.Close()
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if p := bad.Load(); p != nil {
+		t.Errorf("server read a malformed request: %v", *p)
 	}
 }
