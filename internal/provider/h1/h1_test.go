@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -1316,5 +1317,63 @@ func TestReuseUnderCloseAndCancel(t *testing.T) {
 	wg.Wait()
 	if p := bad.Load(); p != nil {
 		t.Errorf("server read a malformed request: %v", *p)
+	}
+}
+
+// TestCloseAtLastEvent: a stream's consumer reads its last event and
+// closes the body without another Read. When the terminating chunk came
+// with the event, as it usually does, the Read that returned the event
+// already consumed it and the connection is kept; when it has not arrived
+// yet, Close does not wait for it, and the connection goes.
+func TestCloseAtLastEvent(t *testing.T) {
+	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+	const event = "e\r\ndata: [DONE]\n\n\r\n"
+	for _, tt := range []struct {
+		name      string
+		together  bool // the terminator is written with the event
+		wantConns int64
+	}{
+		{"terminator buffered: conn kept", true, 1},
+		{"terminator not yet sent: conn closed", false, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					if tt.together {
+						io.WriteString(c, head+event+"0\r\n\r\n")
+						continue
+					}
+					io.WriteString(c, head+event)
+					<-release
+					io.WriteString(c, "0\r\n\r\n")
+				}
+			})
+			defer close(release)
+			tr := newTransport(t)
+			for range 2 {
+				resp, err := tr.RoundTrip(newRequest(t, context.Background(), "GET", srv.url, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ev := make([]byte, len("data: [DONE]\n\n"))
+				if _, err := io.ReadFull(resp.Body, ev); err != nil {
+					t.Fatalf("read %q: %v", ev, err)
+				}
+				start := time.Now()
+				if err := resp.Body.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Fatalf("Close waited %v", d)
+				}
+			}
+			if n := srv.conns.Load(); n != tt.wantConns {
+				t.Errorf("server conns = %d, want %d", n, tt.wantConns)
+			}
+		})
 	}
 }
