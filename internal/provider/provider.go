@@ -98,6 +98,16 @@ type Deadline struct {
 	cause  error
 }
 
+// HeaderTimeout is the header deadline of a call: d for a stream, none for
+// a whole answer, whose headers come only once all of it is written (the
+// router's total bounds such a call).
+func HeaderTimeout(d time.Duration, stream bool) time.Duration {
+	if stream {
+		return d
+	}
+	return 0
+}
+
 // StartDeadline derives the call's context from parent and starts the
 // header clock.
 func StartDeadline(parent context.Context, header, idle time.Duration) (context.Context, *Deadline) {

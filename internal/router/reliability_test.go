@@ -673,3 +673,24 @@ func TestHoldToolCallsCost(t *testing.T) {
 		t.Errorf("held call's first byte at %v, want after the streamed one's (%v) and by the end (%v)", f1, f0, t1)
 	}
 }
+
+// With stream_upstream off, a non-streaming client's answer is asked for
+// whole, and a whole answer's headers come only when it is done: neither
+// the provider's header deadline (30s here) nor the first-token limit
+// (60s by default) may cut a long one; the total bounds it.
+func TestWholeAnswerOutlastsHeaderDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := sim.Profile{TTFT: sim.Dist[time.Duration]{Value: 90 * time.Second}}
+		w := newWorld(t, map[string]sim.Profile{"slow": slow},
+			map[string][]target{"r": {{"a", "slow", false}}},
+			router.Options{Policy: router.Policy{StreamUpstream: ptr(false), Hedge: ptr(false)}})
+		r := w.ask("r", "hi", false)
+		w.complete(r, "hi")
+		if r.took < 90*time.Second || r.took > 91*time.Second {
+			t.Errorf("took %v, want the upstream's 90s", r.took)
+		}
+		if a := w.sim.Attempts("slow"); len(a) != 1 || a[0].Stream || !a[0].Completed {
+			t.Errorf("attempts %+v, want one whole answer, completed", a)
+		}
+	})
+}

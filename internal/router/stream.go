@@ -400,7 +400,9 @@ func (s *Stream) start(sl *slot, reason string) *attempt {
 	sl.probe = false
 	a.req, a.prefill = s.request(sl)
 	a.ctx, a.cancel = context.WithCancelCause(s.ctx)
-	if s.pol.FirstToken > 0 {
+	if s.pol.FirstToken > 0 && a.req.Stream {
+		// A whole answer's first token is its last: only the total
+		// bounds it (stream_upstream: false).
 		a.timer = time.AfterFunc(s.pol.FirstToken, func() { a.cancel(errFirstToken) })
 	}
 	a.rec = len(s.records)

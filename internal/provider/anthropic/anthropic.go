@@ -87,11 +87,11 @@ func (c *Client) Name() string { return c.cfg.Name }
 // (llm.Prefiller).
 func (c *Client) Prefills() bool { return true }
 
-// post sends body to url. Errors are classified *llm.Error values; on
-// success the response body is wrapped by the returned deadline, which the
-// caller must stop.
-func (c *Client) post(ctx context.Context, url string, body []byte, stream bool) (*http.Response, context.Context, *provider.Deadline, error) {
-	ctx, dl := provider.StartDeadline(ctx, c.cfg.HeaderTimeout, c.cfg.IdleTimeout)
+// post sends body to url, with header as its header deadline. Errors are
+// classified *llm.Error values; on success the response body is wrapped by
+// the returned deadline, which the caller must stop.
+func (c *Client) post(ctx context.Context, url string, body []byte, stream bool, header time.Duration) (*http.Response, context.Context, *provider.Deadline, error) {
+	ctx, dl := provider.StartDeadline(ctx, header, c.cfg.IdleTimeout)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		dl.Stop()
@@ -153,7 +153,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 		lead = wire.MessagesPrefillTrim(r)
 	}
 	created := time.Now().Unix()
-	resp, ctx, dl, err := c.post(ctx, c.url, body, r.Stream)
+	resp, ctx, dl, err := c.post(ctx, c.url, body, r.Stream, provider.HeaderTimeout(c.cfg.HeaderTimeout, r.Stream))
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +212,7 @@ func (c *Client) CountTokens(ctx context.Context, r *llm.Request) (int, error) {
 	if err != nil {
 		return 0, &llm.Error{Kind: llm.KindInvalid, Provider: c.cfg.Name, Err: err}
 	}
-	resp, ctx, dl, err := c.post(ctx, c.countURL, body, false)
+	resp, ctx, dl, err := c.post(ctx, c.countURL, body, false, c.cfg.HeaderTimeout)
 	if err != nil {
 		return 0, err
 	}

@@ -95,15 +95,16 @@ func resource(model string) string {
 	return "models/" + url.PathEscape(model)
 }
 
-// post sends body to the model's method, returning the response with its
-// body under the idle deadline. The caller stops dl once done with ctx.
-func (c *Client) post(ctx context.Context, model, method string, body []byte, stream bool) (*http.Response, context.Context, *provider.Deadline, error) {
+// post sends body to the model's method, with header as its header
+// deadline, returning the response with its body under the idle deadline.
+// The caller stops dl once done with ctx.
+func (c *Client) post(ctx context.Context, model, method string, body []byte, stream bool, header time.Duration) (*http.Response, context.Context, *provider.Deadline, error) {
 	u := c.base + "/" + resource(model) + ":" + method
 	if stream {
 		// Without alt=sse the answer is one JSON array sent bit by bit.
 		u += "?alt=sse"
 	}
-	ctx, dl := provider.StartDeadline(ctx, c.cfg.HeaderTimeout, c.cfg.IdleTimeout)
+	ctx, dl := provider.StartDeadline(ctx, header, c.cfg.IdleTimeout)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, ctx, dl, &llm.Error{Kind: llm.KindInvalid, Provider: c.cfg.Name, Err: err}
@@ -159,7 +160,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 	if r.Stream {
 		method = "streamGenerateContent"
 	}
-	resp, ctx, dl, err := c.post(ctx, r.Model, method, body, r.Stream)
+	resp, ctx, dl, err := c.post(ctx, r.Model, method, body, r.Stream, provider.HeaderTimeout(c.cfg.HeaderTimeout, r.Stream))
 	if err != nil {
 		dl.Stop() // after classifying: Stop cancels ctx
 		return nil, err
@@ -254,7 +255,7 @@ const maxEmbedBody = 128 << 20
 // answer's Usage is zero: Gemini does not report it.
 func (c *Client) Embed(ctx context.Context, r *llm.EmbedRequest) (*llm.Embeddings, error) {
 	body := wire.AppendBatchEmbedRequest(nil, r, resource(r.Model))
-	resp, ctx, dl, err := c.post(ctx, r.Model, "batchEmbedContents", body, false)
+	resp, ctx, dl, err := c.post(ctx, r.Model, "batchEmbedContents", body, false, c.cfg.HeaderTimeout)
 	defer dl.Stop() // deferred: errors are classified first, with ctx alive
 	if err != nil {
 		return nil, err

@@ -90,7 +90,7 @@ func (c *Client) Chat(ctx context.Context, r *llm.Request) (llm.Stream, error) {
 	if err != nil {
 		return nil, &llm.Error{Kind: llm.KindInvalid, Provider: c.cfg.Name, Err: err}
 	}
-	ctx, dl := provider.StartDeadline(ctx, c.cfg.HeaderTimeout, c.cfg.IdleTimeout)
+	ctx, dl := provider.StartDeadline(ctx, provider.HeaderTimeout(c.cfg.HeaderTimeout, r.Stream), c.cfg.IdleTimeout)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(r.Model, "chat/completions"), bytes.NewReader(body))
 	if err != nil {
 		dl.Stop()
