@@ -583,30 +583,12 @@ func TestChatIdleTimeout(t *testing.T) {
 	})
 }
 
-// TestChatHeaderTimeoutExact: the header deadline bounds a stream's
-// headers to the instant; a whole answer's headers come only once it is
-// written, so only the caller's deadline bounds that call.
+// TestChatHeaderTimeoutExact: a stream's headers are bounded by the header
+// deadline to the instant; a whole answer's only by the caller.
 func TestChatHeaderTimeoutExact(t *testing.T) {
-	for _, tt := range []struct {
-		stream bool
-		want   time.Duration
-	}{
-		{true, 7 * time.Second},
-		{false, 20 * time.Second},
-	} {
-		t.Run(fmt.Sprintf("stream=%v", tt.stream), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				c := New(Config{Name: "up", BaseURL: "http://up/v1", HeaderTimeout: 7 * time.Second}, providertest.Unanswered())
-				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-				defer cancel()
-				start := time.Now()
-				_, err := c.Chat(ctx, chatReq(tt.stream))
-				if providertest.KindOf(err) != llm.KindTimeout || time.Since(start) != tt.want {
-					t.Errorf("err = %v (kind %v) after %v, want a timeout after %v", err, providertest.KindOf(err), time.Since(start), tt.want)
-				}
-			})
-		})
-	}
+	providertest.CheckHeaderDeadline(t, func(header time.Duration, hc *http.Client) llm.Provider {
+		return New(Config{Name: "up", BaseURL: "http://up/v1", HeaderTimeout: header}, hc)
+	}, chatReq)
 }
 
 // TestChatCanceled checks that a client leaving is not the upstream's fault.

@@ -316,6 +316,14 @@ func TestChatJSONReplyToStream(t *testing.T) {
 	}
 }
 
+// TestChatHeaderTimeoutExact: a stream's headers are bounded by the header
+// deadline to the instant; a whole answer's only by the caller.
+func TestChatHeaderTimeoutExact(t *testing.T) {
+	providertest.CheckHeaderDeadline(t, func(header time.Duration, hc *http.Client) llm.Provider {
+		return New(Config{Name: "up", BaseURL: "http://up/v1beta", HeaderTimeout: header}, hc)
+	}, chatReq)
+}
+
 func TestChatHeaderTimeout(t *testing.T) {
 	u := providertest.NewUpstream(t, providertest.Stall)
 	_, err := newClient(u, Config{HeaderTimeout: 50 * time.Millisecond}).Chat(t.Context(), chatReq(true))

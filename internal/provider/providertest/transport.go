@@ -1,9 +1,15 @@
 package providertest
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/keel-ai/keel/internal/llm"
 )
 
 // RoundTripperFunc is an http.RoundTripper that calls itself.
@@ -42,4 +48,33 @@ func Unanswered() *http.Client {
 		<-r.Context().Done()
 		return nil, r.Context().Err()
 	})}
+}
+
+// CheckHeaderDeadline checks a provider's header deadline against an
+// upstream that never answers, under testing/synctest: mk builds the
+// provider with a 7s header timeout on client hc, and req builds a chat
+// request. A stream's call must fail at 7s exactly; a whole answer's
+// headers come only once it is written, so only the caller's deadline,
+// 20s, may end that call.
+func CheckHeaderDeadline(t *testing.T, mk func(header time.Duration, hc *http.Client) llm.Provider, req func(stream bool) *llm.Request) {
+	for _, tt := range []struct {
+		stream bool
+		want   time.Duration
+	}{
+		{true, 7 * time.Second},
+		{false, 20 * time.Second},
+	} {
+		t.Run(fmt.Sprintf("stream=%v", tt.stream), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := mk(7*time.Second, Unanswered())
+				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+				defer cancel()
+				start := time.Now()
+				_, err := p.Chat(ctx, req(tt.stream))
+				if KindOf(err) != llm.KindTimeout || time.Since(start) != tt.want {
+					t.Errorf("err = %v (kind %v) after %v, want a timeout after %v", err, KindOf(err), time.Since(start), tt.want)
+				}
+			})
+		})
+	}
 }
