@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -412,5 +413,31 @@ func TestNoChunkHeldBack(t *testing.T) {
 	}
 	if bursts < 8 {
 		t.Errorf("10 paced chunks arrived in %d bursts, want each on its own", bursts)
+	}
+}
+
+// TestGCPercent: keel collects garbage at 3× the live heap unless GOGC in
+// the environment says otherwise.
+func TestGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, tt := range []struct {
+		name string
+		gogc bool // GOGC=100 is set
+		want int
+	}{
+		{"GOGC unset", false, 200},
+		{"GOGC set", true, 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOGC", "100") // restored after the test
+			if !tt.gogc {
+				os.Unsetenv("GOGC")
+			}
+			debug.SetGCPercent(100)
+			startKeel(t, "")
+			if got := debug.SetGCPercent(100); got != tt.want {
+				t.Errorf("GC percent = %d, want %d", got, tt.want)
+			}
+		})
 	}
 }

@@ -106,7 +106,7 @@ func (s *Server) stream(w http.ResponseWriter, t *turn.Turn, enc wire.StreamEnco
 			buf = enc.AppendError(buf, errorOf(err))
 		default:
 			buf = enc.AppendEvent(buf, ev)
-			if err == nil && t.Buffered() && len(buf) < maxBurst {
+			if t.Buffered() && len(buf) < maxBurst {
 				continue
 			}
 		}

@@ -508,7 +508,6 @@ func TestChatIdleTimeout(t *testing.T) {
 	})
 }
 
-// TestChatHeaderTimeoutExact checks the header deadline under synctest.
 // TestChatHeaderTimeoutExact: a stream's headers are bounded by the header
 // deadline to the instant; a whole answer's only by the caller.
 func TestChatHeaderTimeoutExact(t *testing.T) {
