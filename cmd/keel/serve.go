@@ -19,6 +19,7 @@ import (
 	"github.com/keel-ai/keel/internal/auth"
 	"github.com/keel-ai/keel/internal/chat"
 	"github.com/keel-ai/keel/internal/config"
+	"github.com/keel-ai/keel/internal/h1"
 	"github.com/keel-ai/keel/internal/httpapi"
 	"github.com/keel-ai/keel/internal/journal"
 	"github.com/keel-ai/keel/internal/llm"
@@ -113,7 +114,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := newServer(cfg.HTTPServer, api, log)
 	log.Info("keel listening", "addr", "http://"+ln.Addr().String(), "providers", providerNames(cfg.Providers), "data_dir", cfg.DataDir, "version", version)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -140,6 +141,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("keel stopped")
 	return nil
+}
+
+// server is what serve needs of an HTTP server: *h1.Server and
+// *http.Server both are one.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// newServer returns the HTTP server config.Config.HTTPServer names.
+func newServer(kind string, h http.Handler, log *slog.Logger) server {
+	if kind == "net/http" {
+		return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	}
+	return &h1.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, Log: log}
 }
 
 // buildRouter builds the providers and routes the config names. It returns

@@ -23,6 +23,10 @@ import (
 type Config struct {
 	// Listen is the address to serve on. If empty, 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
+	// HTTPServer is the HTTP/1.1 server on Listen: "keel", keel's own
+	// (internal/h1), or "net/http", Go's standard one, kept as a fallback.
+	// If empty, keel.
+	HTTPServer string `yaml:"http_server"`
 	// DataDir holds the SQLite database. If empty, ./keel-data.
 	DataDir string `yaml:"data_dir"`
 	// Log configures logging.
@@ -196,6 +200,9 @@ func (c *Config) Defaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
+	if c.HTTPServer == "" {
+		c.HTTPServer = "keel"
+	}
 	if c.DataDir == "" {
 		c.DataDir = "keel-data"
 	}
@@ -243,6 +250,9 @@ func defaultModel(ts []Target, name string) {
 func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fieldErr("listen", "%q is not host:port", c.Listen)
+	}
+	if c.HTTPServer != "keel" && c.HTTPServer != "net/http" {
+		return fieldErr("http_server", "%q is not one of keel, net/http", c.HTTPServer)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -57,6 +57,7 @@ func TestInvalid(t *testing.T) {
 		name, in, wantField string
 	}{
 		{"bad listen", "listen: nope", "listen"},
+		{"unknown http server", "http_server: nginx", "http_server"},
 		{"bad level", "log: {level: loud}", "log.level"},
 		{"provider without name", "providers: [{type: openai}]", "providers[0].name"},
 		{"duplicate provider", "providers: [{name: a}, {name: a}]", "providers[1].name"},

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keel-ai/keel/internal/h1"
 	"github.com/keel-ai/keel/internal/llm"
-	"github.com/keel-ai/keel/internal/provider/h1"
 )
 
 // NewHTTPClient returns a client for one upstream: connect bounds dialing,

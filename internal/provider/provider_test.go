@@ -10,8 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/keel-ai/keel/internal/h1"
 	"github.com/keel-ai/keel/internal/llm"
-	"github.com/keel-ai/keel/internal/provider/h1"
 )
 
 func TestRetryAfter(t *testing.T) {

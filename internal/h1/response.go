@@ -19,7 +19,7 @@ const (
 	maxKeptHead = 16 << 10
 )
 
-var errHeadTooLarge = errors.New("h1: response head larger than 1 MiB")
+var errHeadTooLarge = errors.New("h1: head larger than 1 MiB")
 
 // framing says how a response body is delimited.
 type framing int
@@ -229,7 +229,7 @@ func parseHeader(s string) (http.Header, error) {
 			if !validValue(v) {
 				return nil, fmt.Errorf("h1: malformed header value %q", clip(line))
 			}
-			vv[len(vv)-1] += " " + v
+			vv[len(vv)-1] = trim(vv[len(vv)-1] + " " + v) // as textproto joins, then trims
 			continue
 		}
 		k, v, ok := strings.Cut(line, ":")

@@ -20,7 +20,7 @@ type fakeConn struct{ io.Reader }
 func (fakeConn) Write(p []byte) (int, error)      { return len(p), nil }
 func (fakeConn) Close() error                     { return nil }
 func (fakeConn) LocalAddr() net.Addr              { return nil }
-func (fakeConn) RemoteAddr() net.Addr             { return nil }
+func (fakeConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 func (fakeConn) SetDeadline(time.Time) error      { return nil }
 func (fakeConn) SetReadDeadline(time.Time) error  { return nil }
 func (fakeConn) SetWriteDeadline(time.Time) error { return nil }
@@ -133,6 +133,75 @@ func FuzzResponse(f *testing.F) {
 		}
 		if !strings.HasPrefix(resp.Proto, "HTTP/1.") {
 			t.Fatalf("accepted proto %q", resp.Proto)
+		}
+	})
+}
+
+// parseServerRequest reads one request from raw as the server does, with
+// its body and whatever follows it.
+func parseServerRequest(raw []byte) (req *http.Request, body, rest []byte, err error) {
+	c := &serverConn{s: &Server{}, nc: fakeConn{bytes.NewReader(raw)}}
+	c.br = bufio.NewReaderSize(connReader{c}, 512) // a small buffer splits heads across fills
+	req, rb, err := c.readRequest()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rb.w = &responseWriter{c: c, req: req}
+	if body, err = io.ReadAll(req.Body); err != nil {
+		return nil, nil, nil, err
+	}
+	rest, _ = io.ReadAll(c.br)
+	return req, body, rest, nil
+}
+
+// FuzzRequest checks the server's request reader against net/http's: a
+// request the server accepts, net/http must read alike, with the same
+// fields, the same body, and the same bytes left over for the next
+// request, so that the two never disagree on where a request ends.
+func FuzzRequest(f *testing.F) {
+	for _, s := range []string{
+		"GET /v1/models HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: curl/8.5\r\nAccept: */*\r\n\r\n",
+		"POST /v1/chat/completions HTTP/1.1\r\nhost: h\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n{}GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nnext",
+		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabcX",
+		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET http://abs/p?q HTTP/1.0\nX: a\n b\n\n",
+		"OPTIONS * HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nz",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		req, body, rest, err := parseServerRequest(raw)
+		if err != nil {
+			return
+		}
+		br := bufio.NewReader(bytes.NewReader(raw))
+		want, err := http.ReadRequest(br)
+		if err != nil {
+			t.Fatalf("accepted what net/http refuses (%v)", err)
+		}
+		wantBody, err := io.ReadAll(want.Body)
+		if err != nil {
+			t.Fatalf("read a body net/http refuses (%v)", err)
+		}
+		wantRest, _ := io.ReadAll(br)
+		if req.Method != want.Method || req.RequestURI != want.RequestURI || req.Host != want.Host ||
+			req.ContentLength != want.ContentLength || req.Close != want.Close ||
+			strings.Join(req.TransferEncoding, ",") != strings.Join(want.TransferEncoding, ",") {
+			t.Fatalf("got %s %s host %q len %d close %v te %v\nwant %s %s host %q len %d close %v te %v",
+				req.Method, req.RequestURI, req.Host, req.ContentLength, req.Close, req.TransferEncoding,
+				want.Method, want.RequestURI, want.Host, want.ContentLength, want.Close, want.TransferEncoding)
+		}
+		if len(req.Header) != len(want.Header) {
+			t.Fatalf("header %v, want %v", req.Header, want.Header)
+		}
+		for k, vv := range want.Header {
+			if strings.Join(req.Header[k], "\x00") != strings.Join(vv, "\x00") {
+				t.Fatalf("header %s = %q, want %q", k, req.Header[k], vv)
+			}
+		}
+		if !bytes.Equal(body, wantBody) || !bytes.Equal(rest, wantRest) {
+			t.Fatalf("body %q rest %q, want %q %q", body, rest, wantBody, wantRest)
 		}
 	})
 }
