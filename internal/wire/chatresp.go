@@ -103,6 +103,7 @@ type ChatChunkDecoder struct {
 	ev    llm.Event
 	chunk chatChunkIn
 	calls []int // upstream tool-call index of each call, by position
+	memo  chunkMemo
 }
 
 // Decode returns the event in one chunk's data. The event is valid until
@@ -114,7 +115,7 @@ func (d *ChatChunkDecoder) Decode(data []byte) (*llm.Event, error) {
 	// encoding/json decodes into reused elements without clearing them).
 	c := &d.chunk
 	d.reset()
-	if !scanChunk(data, c) {
+	if !scanChunk(data, c, &d.memo) {
 		d.reset()
 		if err := json.Unmarshal(data, c); err != nil {
 			return nil, err

@@ -16,11 +16,14 @@ import (
 // decline, and the chunk goes through encoding/json as before. A fuzz test
 // checks that whenever it accepts, encoding/json decodes the same.
 
-// scanChunk fills c from data and reports whether it could.
-func scanChunk(data []byte, c *chatChunkIn) bool {
+// scanChunk fills c from data and reports whether it could. With a memo,
+// it skips the part of data before "choices" when that part is the same
+// as the last chunk's, as it is in every chunk of a stream but its id,
+// model and timestamp are repeated; then it records the part for the next.
+func scanChunk(data []byte, c *chatChunkIn, m *chunkMemo) bool {
 	s := chunkScanner{b: data}
-	seenChoices := false
-	ok := s.object(func(key []byte, esc bool) bool {
+	seenChoices, seenUsage := false, false
+	member := func(key []byte, esc bool) bool {
 		switch string(key) {
 		case "id":
 			return s.intern(&c.ID)
@@ -37,24 +40,56 @@ func scanChunk(data []byte, c *chatChunkIn) bool {
 				return false
 			}
 			seenChoices = true
+			if m != nil && !seenUsage && m.n == 0 {
+				m.record(data[:s.key], c)
+			}
 			return s.choices(c)
 		case "usage":
+			seenUsage = true
 			return s.usage(&c.Usage)
 		case "error":
 			return s.null() // present and not null: the rare shape goes the slow way
 		}
 		return !esc && !folds(key, "id", "model", "object", "created", "choices", "usage", "error") && s.skip(0)
-	})
+	}
+	var ok bool
+	if m != nil && m.n > 0 && len(data) > m.n && string(data[:m.n]) == string(m.b[:m.n]) {
+		// The same bytes read the same way: start at the key after them.
+		c.ID, c.Model, c.Object, c.Created = m.id, m.model, m.object, m.created
+		s.i = m.n
+		ok = s.members(member)
+	} else {
+		if m != nil {
+			m.n = 0
+		}
+		ok = s.object(member)
+	}
 	s.ws()
 	return ok && s.i == len(s.b)
+}
+
+// chunkMemo is what the part of a chunk before its "choices" key held. The
+// part holds no usage, so the fields below are all of what it set.
+type chunkMemo struct {
+	b                 []byte
+	n                 int // len of the part; 0 when there is none
+	id, model, object internedString
+	created           int64
+}
+
+func (m *chunkMemo) record(prefix []byte, c *chatChunkIn) {
+	m.b = append(m.b[:0], prefix...)
+	m.n = len(prefix)
+	m.id, m.model, m.object, m.created = c.ID, c.Model, c.Object, c.Created
 }
 
 // chunkScanner reads JSON from b at i. Its readers report false on anything
 // malformed or unexpected, leaving i where they stopped: the caller then
 // declines the whole document.
 type chunkScanner struct {
-	b []byte
-	i int
+	b   []byte
+	i   int
+	key int // where the object member being read began
 }
 
 func (s *chunkScanner) ws() {
@@ -100,7 +135,15 @@ func (s *chunkScanner) object(member func(key []byte, esc bool) bool) bool {
 	if s.ws(); s.eat('}') {
 		return true
 	}
+	return s.members(member)
+}
+
+// members reads an object's members from the first key on, through the
+// closing brace. s.key is where the current key starts.
+func (s *chunkScanner) members(member func(key []byte, esc bool) bool) bool {
 	for {
+		s.ws()
+		s.key = s.i
 		key, esc, ok := s.str()
 		if !ok {
 			return false

@@ -77,7 +77,7 @@ func TestScanChunk(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var c chatChunkIn
-			got := scanChunk([]byte(tt.in), &c)
+			got := scanChunk([]byte(tt.in), &c, nil)
 			if got != tt.accept {
 				t.Fatalf("scanChunk accepted = %v, want %v", got, tt.accept)
 			}
@@ -110,7 +110,7 @@ func FuzzScanChunk(f *testing.F) {
 	f.Add([]byte(`{"choices":[{"delta":{"content":"\ud83d\ude00\ud800"}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var c chatChunkIn
-		if !scanChunk(data, &c) {
+		if !scanChunk(data, &c, nil) {
 			return
 		}
 		want, err := slowChunk(data)
@@ -119,6 +119,37 @@ func FuzzScanChunk(f *testing.F) {
 		}
 		if diff := cmp.Diff(want, c, equateEmpty); diff != "" {
 			t.Fatalf("fast path differs on %q (-want +got):\n%s", data, diff)
+		}
+	})
+}
+
+// FuzzScanChunkMemo checks the memo that skips a chunk's repeated part: a
+// chunk read after another must read exactly as it reads alone.
+func FuzzScanChunkMemo(f *testing.F) {
+	files, _ := filepath.Glob("testdata/examples/*/*.sse")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		var prev []byte
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				f.Add(prev, []byte(line))
+				prev = []byte(line)
+			}
+		}
+	}
+	f.Add([]byte(`{"id":"a","created":1,"choices":[]}`), []byte(`{"id":"a","created":12,"choices":[]}`))
+	f.Add([]byte(`{"id":"a","usage":null,"choices":[]}`), []byte(`{"id":"a","usage":null,"choices":[]}`))
+	f.Fuzz(func(t *testing.T, prev, data []byte) {
+		var m chunkMemo
+		scanChunk(prev, &chatChunkIn{}, &m)
+		var got, want chatChunkIn
+		gotOK, wantOK := scanChunk(data, &got, &m), scanChunk(data, &want, nil)
+		if gotOK != wantOK {
+			t.Fatalf("after %q, %q read %v with the memo and %v without", prev, data, gotOK, wantOK)
+		}
+		if diff := cmp.Diff(want, got, equateEmpty); gotOK && diff != "" {
+			t.Fatalf("after %q, %q reads differently with the memo (-without +with):\n%s", prev, data, diff)
 		}
 	})
 }
