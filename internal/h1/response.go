@@ -17,6 +17,9 @@ const (
 	max1xx = 5
 	// maxKeptHead bounds the head scratch a connection keeps.
 	maxKeptHead = 16 << 10
+	// maxPresizedFields bounds the header fields parseHeader makes room
+	// for before it reads them.
+	maxPresizedFields = 64
 )
 
 var errHeadTooLarge = errors.New("h1: head larger than 1 MiB")
@@ -154,7 +157,7 @@ func parseHead(s string, req *http.Request) (*http.Response, framing, int64, err
 	}
 	chunked := false
 	if te, ok := h["Transfer-Encoding"]; ok && minor > 0 {
-		if len(te) != 1 || !strings.EqualFold(strings.TrimSpace(te[0]), "chunked") {
+		if len(te) != 1 || !equalFoldASCII(te[0], "chunked") {
 			return nil, 0, 0, fmt.Errorf("h1: unsupported transfer encoding %q", clip(strings.Join(te, ",")))
 		}
 		chunked = true
@@ -210,6 +213,9 @@ func parseHeader(s string) (http.Header, error) {
 	if n <= 0 {
 		return make(http.Header), nil
 	}
+	// Sized for a usual head: a 1 MiB one of short repeated lines must not
+	// buy a map slot and a string for each line up front, 60 times its size.
+	n = min(n, maxPresizedFields)
 	h := make(http.Header, n)
 	// One array backs every single-valued field.
 	strs := make([]string, n)
@@ -229,7 +235,10 @@ func parseHeader(s string) (http.Header, error) {
 			if !validValue(v) {
 				return nil, fmt.Errorf("h1: malformed header value %q", clip(line))
 			}
-			vv[len(vv)-1] = trim(vv[len(vv)-1] + " " + v) // as textproto joins, then trims
+			// As textproto: joined by a space and trimmed on the left only,
+			// so an empty continuation leaves a trailing space, and
+			// "chunked " is refused as net/http refuses it.
+			vv[len(vv)-1] = strings.TrimLeft(vv[len(vv)-1]+" "+v, " \t")
 			continue
 		}
 		k, v, ok := strings.Cut(line, ":")
@@ -258,9 +267,12 @@ func contentLength(vv []string) (int64, error) {
 	if len(vv) == 0 {
 		return -1, nil
 	}
-	v := strings.TrimSpace(vv[0])
+	// ASCII rules only: a Unicode space such as U+00A0 is no space to
+	// net/http or a proxy in front, so trimming it would let a bad
+	// Content-Length through as a good one.
+	v := trim(vv[0])
 	for _, o := range vv[1:] {
-		if strings.TrimSpace(o) != v {
+		if trim(o) != v {
 			return 0, errors.New("h1: conflicting Content-Length values")
 		}
 	}
@@ -312,18 +324,40 @@ func clip(s string) string {
 }
 
 // hasToken reports whether the comma-separated field values vv contain
-// tok, ignoring case.
+// tok, ignoring ASCII case.
 func hasToken(vv []string, tok string) bool {
 	for _, v := range vv {
 		for v != "" {
 			var t string
 			t, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(trim(t), tok) {
+			if equalFoldASCII(trim(t), tok) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// equalFoldASCII is strings.EqualFold for protocol tokens: only ASCII
+// letters fold, as in net/http, where strings.EqualFold would take
+// "chun\u212aed" (KELVIN SIGN) for "chunked".
+func equalFoldASCII(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		a, b := s[i], t[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
 }
 
 // validToken reports whether s is an RFC 9110 token, as field names and

@@ -28,7 +28,8 @@ type Server struct {
 	Handler http.Handler
 
 	// ReadHeaderTimeout bounds reading a request's head once its first
-	// byte has arrived. If zero, DefaultReadHeaderTimeout is used.
+	// byte has arrived, and a new connection's wait for that byte. If
+	// zero, DefaultReadHeaderTimeout is used.
 	ReadHeaderTimeout time.Duration
 
 	// IdleTimeout bounds the wait for the next request on a keep-alive
@@ -140,6 +141,9 @@ func (s *Server) Close() error {
 	for c := range s.conns {
 		c.state.Store(connClosed)
 		c.nc.Close()
+		// Closing the conn alone reaches a handler only through a running
+		// watch or its next write.
+		c.watch.cancel(http.ErrServerClosed)
 	}
 	return nil
 }

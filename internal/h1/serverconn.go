@@ -51,7 +51,7 @@ func (c *serverConn) serve() {
 		c.nc.Close()
 		c.s.removeConn(c)
 	}()
-	for c.next() {
+	for first := true; c.next(first); first = false {
 		req, body, err := c.readRequest()
 		if err != nil {
 			c.reject(err)
@@ -64,11 +64,16 @@ func (c *serverConn) serve() {
 	}
 }
 
-// next waits, with the idle timeout, for the first byte of the next
-// request and marks the connection active.
-func (c *serverConn) next() bool {
+// next waits for the first byte of the next request and marks the
+// connection active. A new connection waits no longer than for the rest of
+// a head, as in net/http: the idle timeout is for keep-alive.
+func (c *serverConn) next(first bool) bool {
 	if c.br.Buffered() == 0 {
-		c.nc.SetReadDeadline(time.Now().Add(or(c.s.IdleTimeout, DefaultIdleTimeout)))
+		d := or(c.s.IdleTimeout, DefaultIdleTimeout)
+		if first {
+			d = or(c.s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+		}
+		c.nc.SetReadDeadline(time.Now().Add(d))
 		if _, err := c.br.Peek(1); err != nil {
 			return false
 		}
@@ -107,16 +112,25 @@ func (c *serverConn) reject(err error) {
 	}
 	b := appendStatus(c.out[:0], se.code)
 	b = fmt.Appendf(b, "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(se.msg), se.msg)
-	c.nc.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	c.nc.SetDeadline(time.Now().Add(lingerTime))
 	if _, err := c.nc.Write(b); err != nil {
 		return
 	}
-	// As net/http does: closing with unread bytes would send a reset,
-	// which can destroy the answer before the client reads it. So end the
-	// sending side and read what the client still sends, for a moment.
+	c.lingerClose()
+}
+
+// lingerTime bounds a refused request's answer and lingerClose.
+const lingerTime = 500 * time.Millisecond
+
+// lingerClose prepares to close a connection the client may still be
+// sending on. As net/http does: closing with unread bytes would send a
+// reset, which can destroy the answer before the client reads it. So end
+// the sending side and read what the client still sends, for a moment.
+func (c *serverConn) lingerClose() {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		c.nc.SetReadDeadline(time.Now().Add(lingerTime))
 		cw.CloseWrite()
-		io.Copy(io.Discard, io.LimitReader(c.nc, maxDiscard))
+		io.Copy(io.Discard, c.nc)
 	}
 }
 
@@ -214,11 +228,8 @@ func parseRequest(s string) (req *http.Request, n int64, err error) {
 		req.Host = u.Host // absolute form overrides Host, as in net/http
 	}
 	delete(h, "Host")
-	if minor == 1 {
-		req.Close = hasToken(h["Connection"], "close")
-	} else {
-		req.Close = !hasToken(h["Connection"], "keep-alive")
-	}
+	// As net/http: close wins over keep-alive, in HTTP/1.0 too.
+	req.Close = hasToken(h["Connection"], "close") || minor == 0 && !hasToken(h["Connection"], "keep-alive")
 
 	cl, err := contentLength(h["Content-Length"])
 	if err != nil {
@@ -236,7 +247,7 @@ func parseRequest(s string) (req *http.Request, n int64, err error) {
 		return nil, 0, badRequest("Transfer-Encoding in an HTTP/1.0 request")
 	case cl >= 0:
 		return nil, 0, badRequest("both Transfer-Encoding and Content-Length")
-	case len(te) != 1 || !strings.EqualFold(te[0], "chunked"):
+	case len(te) != 1 || !equalFoldASCII(te[0], "chunked"):
 		return nil, 0, &statusError{http.StatusNotImplemented, "unsupported Transfer-Encoding"}
 	}
 	delete(h, "Transfer-Encoding")
@@ -270,9 +281,21 @@ func (c *serverConn) serveRequest(req *http.Request, body *requestBody) (keep bo
 	}()
 	c.s.Handler.ServeHTTP(w, req)
 	if !c.watch.end() {
-		return false
+		// The client's side has ended, but one that only half-closed still
+		// reads the answer, which net/http delivers too.
+		w.keep = false
 	}
-	return w.finish() && body.drain()
+	if !w.committed && w.keep && !body.drain() {
+		// As net/http does: settle the rest of the body before the head
+		// goes out, so that a connection that will not serve another
+		// request says so with Connection: close.
+		w.keep = false
+	}
+	keep = w.finish() && body.drain()
+	if !keep && !body.eof && w.err == nil {
+		c.lingerClose() // the client may still be sending the body
+	}
+	return keep
 }
 
 func or[T comparable](v, d T) T {
@@ -370,15 +393,17 @@ func (b *requestBody) Close() error {
 }
 
 // drain reads and drops what the handler left of the body, up to
-// maxDiscard, and reports whether the connection is still usable.
+// maxDiscard, and reports whether the connection is still usable. Once it
+// has failed it must not be called again.
 func (b *requestBody) drain() bool {
-	if b.eof {
+	switch {
+	case b.eof:
 		return true
-	}
-	if b.err != nil || b.w.committed && b.expect {
+	case b.err != nil, b.expect:
 		return false // the client may never send a body it was not asked for
+	case b.cr == nil && b.n > maxDiscard:
+		return false // known too large: reading it first would be in vain
 	}
-	b.expect = false
 	n, err := io.Copy(io.Discard, io.LimitReader(readerFunc(b.read), maxDiscard+1))
 	return err == nil && b.eof && n <= maxDiscard
 }

@@ -90,7 +90,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 			c.held = append(c.held, p...)
 			return len(p), nil
 		}
-		w.commit(false)
+		w.commit(false, p)
 	}
 	w.appendBody(p)
 	if len(c.out) >= maxHeld && !w.write() {
@@ -112,7 +112,7 @@ func (w *responseWriter) FlushError() error {
 		return w.err
 	}
 	if !w.committed {
-		w.commit(false)
+		w.commit(false, nil)
 	}
 	if !w.write() {
 		return w.err
@@ -121,33 +121,52 @@ func (w *responseWriter) FlushError() error {
 }
 
 // commit puts the head in c.out, followed by the body held so far. final
-// means the handler has returned, so the held body is all there is.
-func (w *responseWriter) commit(final bool) {
+// means the handler has returned, so the held body is all there is; next
+// is the write that did not fit, sniffed when nothing was held.
+func (w *responseWriter) commit(final bool, next []byte) {
 	c, h := w.c, w.header
 	w.committed = true
 	if hasToken(h["Connection"], "close") || c.s.shutdown.Load() {
 		w.keep = false
 	}
+	// The server owns the framing fields: Content-Length is what
+	// WriteHeader read, as in net/http, or the held body's length; never
+	// one set later beside chunked, and none on a 204 or 304 (RFC 9110
+	// section 8.6).
+	cl := int64(-1)
 	switch {
-	case w.noBody:
-		if final && w.req.Method == "HEAD" && w.cl < 0 && w.written > 0 {
-			h["Content-Length"] = []string{strconv.FormatInt(w.written, 10)}
+	case w.status == http.StatusNoContent || w.status == http.StatusNotModified:
+	case w.noBody: // HEAD
+		if w.cl >= 0 {
+			cl = w.cl
+		} else if final && w.written > 0 {
+			cl = w.written
 		}
 	case w.cl >= 0:
+		cl = w.cl
 	case final:
-		h["Content-Length"] = []string{strconv.Itoa(len(c.held))}
+		cl = int64(len(c.held))
 	case w.req.ProtoMinor == 1:
 		w.chunked = true
 	default:
 		w.keep = false // HTTP/1.0: the body ends where the connection does
 	}
-	if _, ok := h["Content-Type"]; !ok && len(c.held) > 0 && !w.noBody && h.Get("Content-Encoding") == "" {
-		h["Content-Type"] = []string{http.DetectContentType(c.held)}
+	sniff := c.held
+	if len(sniff) == 0 {
+		sniff = next
+	}
+	if _, ok := h["Content-Type"]; !ok && len(sniff) > 0 && !w.noBody && h.Get("Content-Encoding") == "" {
+		h["Content-Type"] = []string{http.DetectContentType(sniff)}
 	}
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{date()}
 	}
 	b := appendFields(appendStatus(c.out, w.status), h)
+	if cl >= 0 {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, cl, 10)
+		b = append(b, "\r\n"...)
+	}
 	if w.chunked {
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
@@ -187,7 +206,7 @@ func (w *responseWriter) finish() bool {
 		return false
 	}
 	if !w.committed {
-		w.commit(true)
+		w.commit(true, nil)
 	}
 	if w.chunked {
 		w.c.out = append(w.c.out, "0\r\n\r\n"...)
@@ -228,12 +247,13 @@ func appendStatus(b []byte, code int) []byte {
 var headerNewlines = strings.NewReplacer("\r", " ", "\n", " ")
 
 // appendFields appends header fields sorted by key, dropping keys that are
-// not tokens and Transfer-Encoding, which the server owns.
+// not tokens, and Content-Length and Transfer-Encoding, which the server
+// owns.
 func appendFields(b []byte, h http.Header) []byte {
 	var arr [16]string
 	keys := arr[:0]
 	for k := range h {
-		if k != "Transfer-Encoding" && validToken(k) {
+		if k != "Content-Length" && k != "Transfer-Encoding" && validToken(k) {
 			keys = append(keys, k)
 		}
 	}
