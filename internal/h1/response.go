@@ -150,11 +150,8 @@ func parseHead(s string, req *http.Request) (*http.Response, framing, int64, err
 		return resp, noBody, 0, nil
 	}
 
-	if minor == 0 {
-		resp.Close = !hasToken(h["Connection"], "keep-alive")
-	} else {
-		resp.Close = hasToken(h["Connection"], "close")
-	}
+	// As net/http: close wins over keep-alive, in HTTP/1.0 too.
+	resp.Close = hasToken(h["Connection"], "close") || minor == 0 && !hasToken(h["Connection"], "keep-alive")
 	chunked := false
 	if te, ok := h["Transfer-Encoding"]; ok && minor > 0 {
 		if len(te) != 1 || !equalFoldASCII(te[0], "chunked") {

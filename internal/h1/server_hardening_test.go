@@ -102,6 +102,19 @@ func TestTransportFramingFieldsASCII(t *testing.T) {
 	}
 }
 
+// TestTransportHTTP10CloseWins: in an HTTP/1.0 response, close wins over
+// keep-alive, as in net/http, so the connection is not reused.
+func TestTransportHTTP10CloseWins(t *testing.T) {
+	raw := "HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 1\r\n\r\nx"
+	want, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
+	if err != nil || !want.Close {
+		t.Fatalf("net/http: close %v, %v", want != nil && want.Close, err)
+	}
+	if resp, _, err := readAll(t, []byte(raw), "GET"); err != nil || !resp.Close {
+		t.Errorf("Close = %v (%v), want true", resp != nil && resp.Close, err)
+	}
+}
+
 // TestServerHalfClosedClientGetsAnswer is the regression test for an
 // answer dropped because the watch saw the client's side of the
 // connection end: a client may half-close after its request and still
