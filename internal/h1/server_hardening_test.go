@@ -3,8 +3,6 @@ package h1
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -339,12 +337,7 @@ func TestServerCloseCancels(t *testing.T) {
 	entered, cause := make(chan struct{}), make(chan error, 1)
 	s, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
-		select {
-		case <-r.Context().Done():
-			cause <- context.Cause(r.Context())
-		case <-time.After(10 * time.Second):
-			cause <- errors.New("never canceled")
-		}
+		cause <- canceled(r)
 	}), func(s *Server) { s.WatchAfter = time.Hour })
 	c := dialH1(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")

@@ -346,18 +346,23 @@ func TestServerFlushReachesClient(t *testing.T) {
 	}
 }
 
+// canceled waits for r's context to be canceled and returns the cause.
+func canceled(r *http.Request) error {
+	select {
+	case <-r.Context().Done():
+		return context.Cause(r.Context())
+	case <-time.After(10 * time.Second):
+		return errors.New("never canceled")
+	}
+}
+
 // TestServerClientGone: a client that hangs up while its handler waits
 // cancels the request's context, with ErrClientGone as the cause.
 func TestServerClientGone(t *testing.T) {
 	cause := make(chan error, 1)
 	_, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.ReadAll(r.Body)
-		select {
-		case <-r.Context().Done():
-			cause <- context.Cause(r.Context())
-		case <-time.After(10 * time.Second):
-			cause <- errors.New("never canceled")
-		}
+		cause <- canceled(r)
 	}), func(s *Server) { s.WatchAfter = time.Millisecond })
 	c := dialH1(t, addr)
 	c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
