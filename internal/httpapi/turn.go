@@ -93,10 +93,13 @@ func (s *Server) stream(w http.ResponseWriter, t *turn.Turn, enc wire.StreamEnco
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	// A burst collects in buf and goes to net/http in one Write: a write
-	// of 4 KiB or more passes its buffers by, where event by event it
-	// would be copied twice and leave in 4 KiB system calls.
-	buf := make([]byte, 0, 4096)
+	// A burst goes to the server in writes of about writeAt bytes and is
+	// flushed once, at its end: keel's server (internal/h1) holds the
+	// writes and sends the burst in one system call, and net/http's takes
+	// a write of 4 KiB or more past its buffers. Event by event, each
+	// would be copied twice more; collected whole, buf would grow (and be
+	// allocated again) for every stream.
+	buf := make([]byte, 0, writeAt+1024)
 	for {
 		ev, err := t.Recv()
 		switch {
@@ -106,7 +109,7 @@ func (s *Server) stream(w http.ResponseWriter, t *turn.Turn, enc wire.StreamEnco
 			buf = enc.AppendError(buf, errorOf(err))
 		default:
 			buf = enc.AppendEvent(buf, ev)
-			if t.Buffered() && len(buf) < maxBurst {
+			if t.Buffered() && len(buf) < writeAt {
 				continue
 			}
 		}
@@ -132,8 +135,8 @@ func (s *Server) stream(w http.ResponseWriter, t *turn.Turn, enc wire.StreamEnco
 	}
 }
 
-// maxBurst bounds the bytes of a burst collected before a write.
-const maxBurst = 64 << 10
+// writeAt is how many bytes of a burst collect before a write.
+const writeAt = 4 << 10
 
 // answer collects the whole answer and writes it in one body. An
 // upstream's own body is relayed untouched when it is the whole answer in
