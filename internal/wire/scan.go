@@ -40,7 +40,7 @@ func scanChunk(data []byte, c *chatChunkIn, m *chunkMemo) bool {
 				return false
 			}
 			seenChoices = true
-			if m != nil && !seenUsage && m.n == 0 {
+			if m != nil && !seenUsage && len(m.b) == 0 {
 				m.record(data[:s.key], c)
 			}
 			return s.choices(c)
@@ -53,14 +53,14 @@ func scanChunk(data []byte, c *chatChunkIn, m *chunkMemo) bool {
 		return !esc && !folds(key, "id", "model", "object", "created", "choices", "usage", "error") && s.skip(0)
 	}
 	var ok bool
-	if m != nil && m.n > 0 && len(data) > m.n && string(data[:m.n]) == string(m.b[:m.n]) {
+	if m != nil && len(m.b) > 0 && len(data) > len(m.b) && string(data[:len(m.b)]) == string(m.b) {
 		// The same bytes read the same way: start at the key after them.
 		c.ID, c.Model, c.Object, c.Created = m.id, m.model, m.object, m.created
-		s.i = m.n
+		s.i = len(m.b)
 		ok = s.members(member)
 	} else {
 		if m != nil {
-			m.n = 0
+			m.b = m.b[:0]
 		}
 		ok = s.object(member)
 	}
@@ -71,15 +71,13 @@ func scanChunk(data []byte, c *chatChunkIn, m *chunkMemo) bool {
 // chunkMemo is what the part of a chunk before its "choices" key held. The
 // part holds no usage, so the fields below are all of what it set.
 type chunkMemo struct {
-	b                 []byte
-	n                 int // len of the part; 0 when there is none
+	b                 []byte // the part; empty when there is none
 	id, model, object internedString
 	created           int64
 }
 
 func (m *chunkMemo) record(prefix []byte, c *chatChunkIn) {
 	m.b = append(m.b[:0], prefix...)
-	m.n = len(prefix)
 	m.id, m.model, m.object, m.created = c.ID, c.Model, c.Object, c.Created
 }
 
