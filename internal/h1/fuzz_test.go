@@ -140,7 +140,7 @@ func FuzzResponse(f *testing.F) {
 // parseServerRequest reads one request from raw as the server does, with
 // its body and whatever follows it.
 func parseServerRequest(raw []byte) (req *http.Request, body, rest []byte, err error) {
-	c := &serverConn{s: &Server{}, nc: fakeConn{bytes.NewReader(raw)}}
+	c := newServerConn(&Server{}, fakeConn{bytes.NewReader(raw)})
 	c.br = bufio.NewReaderSize(connReader{c}, 512) // a small buffer splits heads across fills
 	req, rb, err := c.readRequest()
 	if err != nil {

@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -83,8 +82,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		c := &serverConn{s: s, nc: nc}
-		c.br = bufio.NewReaderSize(connReader{c}, 4<<10)
+		c := newServerConn(s, nc)
 		if !s.addConn(c) {
 			nc.Close()
 			return http.ErrServerClosed

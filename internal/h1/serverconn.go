@@ -50,6 +50,13 @@ type serverConn struct {
 	watch watcher
 }
 
+func newServerConn(s *Server, nc net.Conn) *serverConn {
+	c := &serverConn{s: s, nc: nc}
+	c.br = bufio.NewReaderSize(connReader{c}, 4<<10)
+	c.watch.c = c
+	return c
+}
+
 func (c *serverConn) serve() {
 	defer func() {
 		c.nc.Close()
@@ -268,7 +275,7 @@ func (c *serverConn) serveRequest(req *http.Request, body *requestBody) (keep bo
 	req = req.WithContext(ctx)
 	w := &responseWriter{c: c, req: req, header: make(http.Header, 4), cl: -1, keep: !req.Close}
 	body.w = w
-	c.watch.begin(c, cancel)
+	c.watch.begin(cancel)
 	if body.eof {
 		c.watch.arm()
 	}

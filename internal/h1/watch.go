@@ -18,8 +18,9 @@ var ErrClientGone = errors.New("h1: client closed the connection")
 // so that a quick request costs a timer reset and no goroutine. A client
 // that leaves a stream is found sooner anyway, by the next write failing.
 type watcher struct {
+	c *serverConn // set once, with the connection
+
 	mu      sync.Mutex
-	c       *serverConn
 	cancelf context.CancelCauseFunc // nil between requests
 	timer   *time.Timer
 	armed   bool
@@ -35,10 +36,10 @@ type watcher struct {
 }
 
 // begin starts a request; arm starts the watch's timer.
-func (w *watcher) begin(c *serverConn, cancel context.CancelCauseFunc) {
+func (w *watcher) begin(cancel context.CancelCauseFunc) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.c, w.cancelf = c, cancel
+	w.cancelf = cancel
 }
 
 // cancel cancels the current request, if any, with err.
