@@ -127,11 +127,10 @@
 // everything at once. A panicking handler ends its connection, as in
 // net/http.
 //
-// Why not net/http's server: in scripts/bench, alternating two builds,
-// keel with this server spent about 9 µs less CPU per request and per
-// stream than with net/http's, and its clients a few less: 32 concurrent
-// streams went from 32.3 to 35.4 % of direct, maximum throughput from 27.4
-// to 29.3 %. config's http_server: net/http keeps net/http's server one
+// Why not net/http's server: in scripts/bench, alternating the two in the
+// same build (-keel-yaml 'http_server: net/http'), keel with this server
+// made 32 concurrent streams at 40.5 % of direct where net/http's made
+// 36.8 %, and maximum throughput 31.5 % where it made 29.0 %. config's http_server: net/http keeps net/http's server one
 // line away. Why not a library: fasthttp's server takes no http.Handler;
 // its adaptor (v1.78) runs each handler on a second goroutine and streams
 // through a channel, the hand-off this package exists to avoid, and the
