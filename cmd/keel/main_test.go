@@ -98,9 +98,19 @@ func canonical(prompt string) string {
 
 // TestOpenAIGo checks keel's wire compatibility with the official Go SDK:
 // non-streaming, streaming with usage, and a streamed tool call.
-func TestOpenAIGo(t *testing.T) {
+func TestOpenAIGo(t *testing.T) { eachServer(t, testOpenAIGo) }
+
+// eachServer runs test against keel on each HTTP server it can use, with
+// the config line that chooses it.
+func eachServer(t *testing.T, test func(t *testing.T, server string)) {
+	for _, s := range []string{"keel", "net/http"} {
+		t.Run(s, func(t *testing.T) { test(t, fmt.Sprintf("http_server: %s\n", s)) })
+	}
+}
+
+func testOpenAIGo(t *testing.T, server string) {
 	_, simURL := newSim(t, map[string]sim.Profile{"m": {}})
-	k := startKeel(t, fmt.Sprintf("providers: [{name: up, type: sim, base_url: %q}]\nmodels: [{name: chat, targets: [{provider: up, model: m}]}]\n", simURL))
+	k := startKeel(t, server+fmt.Sprintf("providers: [{name: up, type: sim, base_url: %q}]\nmodels: [{name: chat, targets: [{provider: up, model: m}]}]\n", simURL))
 	client := openai.NewClient(option.WithBaseURL(k.url+"/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
 	ctx := context.Background()
 	want := canonical("Say hello")
@@ -237,9 +247,11 @@ models:
 
 // TestGracefulShutdown checks that SIGTERM (a cancelled serve context) lets
 // an in-flight stream finish, and that its record reaches the database.
-func TestGracefulShutdown(t *testing.T) {
+func TestGracefulShutdown(t *testing.T) { eachServer(t, testGracefulShutdown) }
+
+func testGracefulShutdown(t *testing.T, server string) {
 	_, simURL := newSim(t, map[string]sim.Profile{"slow": {TPS: sim.Dist[float64]{Value: 40}}})
-	k := startKeel(t, fmt.Sprintf("providers: [{name: up, type: sim, base_url: %q}]\n", simURL))
+	k := startKeel(t, server+fmt.Sprintf("providers: [{name: up, type: sim, base_url: %q}]\n", simURL))
 	resp, err := http.Post(k.url+"/chat/completions", "application/json",
 		strings.NewReader(`{"model":"slow","stream":true,"messages":[{"role":"user","content":"drain me"}]}`))
 	if err != nil {
@@ -380,9 +392,11 @@ func TestInvalidConfig(t *testing.T) {
 // upstream: each chunk reaches the client as it leaves the upstream, not
 // batched with later ones (keel flushes unless the next chunk is already
 // there).
-func TestNoChunkHeldBack(t *testing.T) {
+func TestNoChunkHeldBack(t *testing.T) { eachServer(t, testNoChunkHeldBack) }
+
+func testNoChunkHeldBack(t *testing.T, server string) {
 	_, simURL := newSim(t, map[string]sim.Profile{"paced": {TPS: sim.Dist[float64]{Value: 20}, Tokens: 10}})
-	k := startKeel(t, fmt.Sprintf("providers: [{name: up, type: sim, base_url: %q}]\n", simURL))
+	k := startKeel(t, server+fmt.Sprintf("providers: [{name: up, type: sim, base_url: %q}]\n", simURL))
 	resp, err := http.Post(k.url+"/chat/completions", "application/json",
 		strings.NewReader(`{"model":"paced","stream":true,"messages":[{"role":"user","content":"pace"}]}`))
 	if err != nil {
