@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -197,6 +198,13 @@ func (s *Server) closeIdle() {
 		}
 	}
 }
+
+func (s *Server) headerTimeout() time.Duration {
+	return cmp.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+}
+
+func (s *Server) idleTimeout() time.Duration { return cmp.Or(s.IdleTimeout, DefaultIdleTimeout) }
+func (s *Server) watchAfter() time.Duration  { return cmp.Or(s.WatchAfter, DefaultWatchAfter) }
 
 func (s *Server) warn(msg string, args ...any) {
 	if s.Log != nil {

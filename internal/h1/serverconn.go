@@ -80,9 +80,9 @@ func (c *serverConn) serve() {
 // a head, as in net/http: the idle timeout is for keep-alive.
 func (c *serverConn) next(first bool) bool {
 	if c.br.Buffered() == 0 {
-		d := or(c.s.IdleTimeout, DefaultIdleTimeout)
+		d := c.s.idleTimeout()
 		if first {
-			d = or(c.s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+			d = c.s.headerTimeout()
 		}
 		c.nc.SetReadDeadline(time.Now().Add(d))
 		if _, err := c.br.Peek(1); err != nil {
@@ -147,7 +147,7 @@ func (c *serverConn) lingerClose() {
 
 // readRequest reads a request's head and sets up its body.
 func (c *serverConn) readRequest() (*http.Request, *requestBody, error) {
-	c.nc.SetReadDeadline(time.Now().Add(or(c.s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
+	c.nc.SetReadDeadline(time.Now().Add(c.s.headerTimeout()))
 	head, err := readHead(c.br, c.head[:0])
 	c.head = head[:0]
 	if err == errHeadTooLarge {
@@ -307,14 +307,6 @@ func (c *serverConn) serveRequest(req *http.Request, body *requestBody) (keep bo
 		c.lingerClose() // the client may still be sending the body
 	}
 	return keep
-}
-
-func or[T comparable](v, d T) T {
-	var zero T
-	if v == zero {
-		return d
-	}
-	return v
 }
 
 // connReader reads the connection for its bufio.Reader, starting with a

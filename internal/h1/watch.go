@@ -62,7 +62,7 @@ func (w *watcher) arm() {
 		return
 	}
 	w.armed = true
-	d := or(w.c.s.WatchAfter, DefaultWatchAfter)
+	d := w.c.s.watchAfter()
 	if w.timer == nil {
 		w.timer = time.AfterFunc(d, w.run)
 		return
