@@ -35,11 +35,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	if len(os.Args) == 4 && os.Args[1] == goProxyArg {
-		err := serveGoProxy(ctx, os.Args[2], os.Args[3])
+	if len(os.Args) == 4 && goPeers[strings.TrimPrefix(os.Args[1], "-")] {
+		peer := strings.TrimPrefix(os.Args[1], "-")
+		err := serveGoPeer(ctx, peer, os.Args[2], os.Args[3])
 		stop()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench goproxy:", err)
+			fmt.Fprintln(os.Stderr, "bench "+peer+":", err)
 			os.Exit(1)
 		}
 		return
@@ -102,7 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	phases := fs.String("phases", "", "comma-separated subset of phases to run: rate, seq, streams, max (default all)")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 5*time.Minute, "in all, wait at most this long for other processes to leave the CPUs idle (before each phase, and to redo disturbed runs)")
 	fs.StringVar(&o.keelYAML, "keel-yaml", "", "YAML appended to keel's config, for experiments (e.g. 'reliability: {stream_upstream: false}')")
-	fs.StringVar(&o.peer, "peer", "", "measure a peer in keel's place, as a reference for the floors: nginx (a plain reverse proxy to the simulator; needs nginx installed) or goproxy (net/http/httputil's ReverseProxy)")
+	fs.StringVar(&o.peer, "peer", "", "measure a peer in keel's place, as a reference for the floors: nginx (a plain reverse proxy to the simulator; needs nginx installed), goproxy (net/http/httputil's ReverseProxy) or h1proxy (the same ReverseProxy on keel's own HTTP/1.1 server and transport)")
 	fs.IntVar(&o.buildTries, "build-tries", 20, "build attempts, 15 s apart (teammates may be mid-edit)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -232,10 +233,10 @@ func startProxy(o options, dir, bin, keelYAML, dataDir, keelAddr, simAddr string
 			return nil, err
 		}
 		return startProc("nginx", dir, nginx, "-p", dir, "-c", conf)
-	case "goproxy":
-		return startGoProxy(dir, keelAddr, "http://"+simAddr)
+	case "goproxy", "h1proxy":
+		return startGoPeer(o.peer, dir, keelAddr, "http://"+simAddr)
 	}
-	return nil, fmt.Errorf("-peer %q: nginx or goproxy", o.peer)
+	return nil, fmt.Errorf("-peer %q: nginx, goproxy or h1proxy", o.peer)
 }
 
 // bench is one run's fixture: the two processes and a target for each.
