@@ -81,7 +81,7 @@ type Router struct {
 
 	breaker Breaker
 	mu      sync.Mutex
-	health  map[string]*health // by Target.String()
+	health  map[targetKey]*health
 }
 
 // Options configure a Router.
@@ -114,7 +114,7 @@ func New(routes []Route, providers []Provider, o Options) *Router {
 		log:       o.Log,
 		now:       o.Now,
 		breaker:   o.Breaker.defaults(),
-		health:    make(map[string]*health),
+		health:    make(map[targetKey]*health),
 	}
 	if rt.log == nil {
 		rt.log = slog.Default()
@@ -188,9 +188,15 @@ func (rt *Router) Models() []Model {
 	return ms
 }
 
+// targetKey names a target's health: a struct rather than Target.String,
+// which would build a string for every target of every request.
+type targetKey struct{ provider, model string }
+
+func (k targetKey) String() string { return k.provider + "/" + k.model }
+
 // healthOf returns t's shared health, creating it on first use.
 func (rt *Router) healthOf(t Target) *health {
-	key := t.String()
+	key := targetKey{t.Provider.Name(), t.Model}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	h, ok := rt.health[key]
@@ -205,19 +211,19 @@ func (rt *Router) healthOf(t Target) *health {
 func (rt *Router) Status() []TargetStatus {
 	now := rt.now()
 	rt.mu.Lock()
-	keys := make([]string, 0, len(rt.health))
+	keys := make([]targetKey, 0, len(rt.health))
 	for k := range rt.health {
 		keys = append(keys, k)
 	}
+	slices.SortFunc(keys, func(a, b targetKey) int { return strings.Compare(a.String(), b.String()) })
 	hs := make([]*health, len(keys))
-	slices.Sort(keys)
 	for i, k := range keys {
 		hs[i] = rt.health[k]
 	}
 	rt.mu.Unlock()
 	out := make([]TargetStatus, len(keys))
 	for i, h := range hs {
-		out[i] = h.status(keys[i], now)
+		out[i] = h.status(keys[i].String(), now)
 	}
 	return out
 }
