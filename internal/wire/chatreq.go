@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/keel-ai/keel/internal/llm"
 )
@@ -177,75 +178,108 @@ func decodeStop(raw json.RawMessage) ([]string, error) {
 	return many, nil
 }
 
+// decodeChatMessages reads the messages array. Most messages are plain
+// text, or tool calls and their results, and scanChatMessages reads those
+// without reflection; anything it declines goes through encoding/json, the
+// reference, which also finds and names every problem.
 func decodeChatMessages(raw json.RawMessage, r *llm.Request) error {
+	if ms, ok := scanChatMessages(raw); ok {
+		r.Messages = ms
+		return nil
+	}
+	ms, err := decodeChatMessagesJSON(raw)
+	r.Messages = ms
+	return err
+}
+
+// decodeChatMessagesJSON decodes messages with encoding/json, the way every
+// request was once decoded and the reference the fast path is fuzzed
+// against (FuzzScanChatMessages).
+func decodeChatMessagesJSON(raw json.RawMessage) ([]llm.Message, error) {
 	var ms []json.RawMessage
 	if err := decodeField("messages", raw, &ms); err != nil {
+		return nil, err
+	}
+	out := make([]llm.Message, len(ms))
+	for i, mraw := range ms {
+		if err := decodeChatMessage(i, mraw, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decodeChatMessage decodes messages[i] into out, which must be zero. Its
+// param names are built only for an error: fmt.Sprintf for every message
+// cost an allocation each (2% of decoding three messages).
+func decodeChatMessage(i int, raw json.RawMessage, out *llm.Message) error {
+	param := func() string { return "messages[" + strconv.Itoa(i) + "]" }
+	var m chatMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fieldError(param(), err)
+	}
+	switch m.Role {
+	case "system", "developer":
+		out.Role = llm.RoleSystem
+	case "user":
+		out.Role = llm.RoleUser
+	case "assistant":
+		out.Role = llm.RoleAssistant
+	case "tool":
+		out.Role = llm.RoleTool
+		if m.ToolCallID == "" {
+			p := param()
+			return invalid(p+".tool_call_id", "%s.tool_call_id is required for tool messages", p)
+		}
+	case "":
+		p := param()
+		return invalid(p+".role", "%s.role is required", p)
+	default:
+		p := param()
+		return invalid(p+".role", "%s.role %q is not one of system, developer, user, assistant, tool", p, m.Role)
+	}
+	parts, err := decodeChatContent(func() string { return param() + ".content" }, m.Content)
+	if err != nil {
 		return err
 	}
-	r.Messages = make([]llm.Message, len(ms))
-	for i, mraw := range ms {
-		param := fmt.Sprintf("messages[%d]", i)
-		var m chatMessage
-		if err := decodeField(param, mraw, &m); err != nil {
-			return err
+	if parts == nil && len(m.ToolCalls) == 0 && out.Role != llm.RoleAssistant {
+		p := param()
+		return invalid(p+".content", "%s.content is required", p)
+	}
+	out.Content, out.Name, out.ToolCallID, out.Reasoning = parts, m.Name, m.ToolCallID, m.ReasoningContent
+	for j, tcraw := range m.ToolCalls {
+		tparam := func() string { return param() + ".tool_calls[" + strconv.Itoa(j) + "]" }
+		var tc chatToolCall
+		if err := json.Unmarshal(tcraw, &tc); err != nil {
+			return fieldError(tparam(), err)
 		}
-		out := &r.Messages[i]
-		switch m.Role {
-		case "system", "developer":
-			out.Role = llm.RoleSystem
-		case "user":
-			out.Role = llm.RoleUser
-		case "assistant":
-			out.Role = llm.RoleAssistant
-		case "tool":
-			out.Role = llm.RoleTool
-			if m.ToolCallID == "" {
-				return invalid(param+".tool_call_id", "%s.tool_call_id is required for tool messages", param)
-			}
-		case "":
-			return invalid(param+".role", "%s.role is required", param)
-		default:
-			return invalid(param+".role", "%s.role %q is not one of system, developer, user, assistant, tool", param, m.Role)
+		if tc.Function.Name == "" {
+			p := tparam()
+			return invalid(p+".function.name", "%s.function.name is required", p)
 		}
-		parts, err := decodeChatContent(param+".content", m.Content)
-		if err != nil {
-			return err
-		}
-		if parts == nil && len(m.ToolCalls) == 0 && out.Role != llm.RoleAssistant {
-			return invalid(param+".content", "%s.content is required", param)
-		}
-		out.Content, out.Name, out.ToolCallID, out.Reasoning = parts, m.Name, m.ToolCallID, m.ReasoningContent
-		for j, tcraw := range m.ToolCalls {
-			tparam := fmt.Sprintf("%s.tool_calls[%d]", param, j)
-			var tc chatToolCall
-			if err := decodeField(tparam, tcraw, &tc); err != nil {
-				return err
-			}
-			if tc.Function.Name == "" {
-				return invalid(tparam+".function.name", "%s.function.name is required", tparam)
-			}
-			out.ToolCalls = append(out.ToolCalls, llm.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
-		}
+		out.ToolCalls = append(out.ToolCalls, llm.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 	}
 	return nil
 }
 
 // decodeChatContent reads a string, null, or an array of parts. An empty
 // array is no content, like null: encoders write no content as null.
-func decodeChatContent(param string, raw json.RawMessage) ([]llm.Part, error) {
+// param names the content, for errors only.
+func decodeChatContent(param func() string, raw json.RawMessage) ([]llm.Part, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
 	if raw[0] == '"' {
 		var s string
-		if err := decodeField(param, raw, &s); err != nil {
-			return nil, err
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fieldError(param(), err)
 		}
 		return []llm.Part{llm.TextPart(s)}, nil
 	}
 	var ps []json.RawMessage
 	if raw[0] != '[' || json.Unmarshal(raw, &ps) != nil {
-		return nil, invalid(param, "%s must be a string or an array of content parts", param)
+		p := param()
+		return nil, invalid(p, "%s must be a string or an array of content parts", p)
 	}
 	if len(ps) == 0 {
 		return nil, nil
@@ -253,8 +287,8 @@ func decodeChatContent(param string, raw json.RawMessage) ([]llm.Part, error) {
 	parts := make([]llm.Part, 0, len(ps))
 	for i, praw := range ps {
 		var p chatPart
-		if err := decodeField(fmt.Sprintf("%s[%d]", param, i), praw, &p); err != nil {
-			return nil, err
+		if err := json.Unmarshal(praw, &p); err != nil {
+			return nil, fieldError(fmt.Sprintf("%s[%d]", param(), i), err)
 		}
 		switch p.Type {
 		case "text":
@@ -264,17 +298,237 @@ func decodeChatContent(param string, raw json.RawMessage) ([]llm.Part, error) {
 			if len(p.ImageURL) > 0 && p.ImageURL[0] == '"' {
 				_ = json.Unmarshal(p.ImageURL, &img.URL)
 			} else if err := json.Unmarshal(p.ImageURL, &img); err != nil {
-				return nil, invalid(fmt.Sprintf("%s[%d].image_url", param, i), "image_url must be an object with a url")
+				return nil, invalid(fmt.Sprintf("%s[%d].image_url", param(), i), "image_url must be an object with a url")
 			}
 			if img.URL == "" {
-				return nil, invalid(fmt.Sprintf("%s[%d].image_url.url", param, i), "image_url.url is required")
+				return nil, invalid(fmt.Sprintf("%s[%d].image_url.url", param(), i), "image_url.url is required")
 			}
 			parts = append(parts, llm.Part{Type: llm.PartImage, URL: img.URL, Detail: img.Detail})
 		default:
-			return nil, invalid(fmt.Sprintf("%s[%d].type", param, i), "content part type %q is not supported", p.Type)
+			return nil, invalid(fmt.Sprintf("%s[%d].type", param(), i), "content part type %q is not supported", p.Type)
 		}
 	}
 	return parts, nil
+}
+
+// scanChatMessages is decodeChatMessages' fast path, on the chunk scanner:
+// it reads role, content as a string, null or text parts, name,
+// tool_call_id, reasoning_content and tool_calls of id, type, index and
+// function{name, arguments}, skipping other keys as encoding/json ignores
+// them. A message it declines, for another part type (images), a repeated,
+// escaped or case-folded key, a value of another type or an escaped role,
+// is decoded alone by decodeChatMessage. It reports false, leaving all to
+// encoding/json, when the array is not valid JSON, is empty or nests
+// deeper than the scanner goes, or when any message is invalid: the slow
+// path then finds the same first problem it always did.
+//
+// encoding/json's path was three quarters of decoding a request
+// (BenchmarkDecodeChatRequestMessages, -count 6): with this one, one user
+// message takes 0.67 µs instead of 2.1 and 15 allocations instead of 32;
+// three messages 2.0 µs instead of 8.3 (30 allocations, not 73); a
+// tool-call turn 10.3 µs instead of 18.8 (62, not 120).
+func scanChatMessages(raw []byte) ([]llm.Message, bool) {
+	s := chunkScanner{b: raw}
+	// Most requests hold a few messages: read them into the stack, then
+	// make one slice of the right size, as encoding/json's path does.
+	var buf [8]llm.Message
+	ms := buf[:0]
+	ok := s.array(func() bool {
+		s.ws()
+		start := s.i
+		ms = append(ms, llm.Message{})
+		m := &ms[len(ms)-1]
+		if s.chatMessage(m) {
+			return true
+		}
+		*m = llm.Message{}
+		s.i = start
+		if !s.skip(0) {
+			return false
+		}
+		return decodeChatMessage(len(ms)-1, raw[start:s.i], m) == nil
+	})
+	if s.ws(); !ok || s.i != len(raw) || len(ms) == 0 {
+		return nil, false
+	}
+	out := make([]llm.Message, len(ms))
+	copy(out, ms)
+	return out, true
+}
+
+// chatMessage reads a message of the common shape into out, which must be
+// zero, and reports whether it could and the message is valid.
+func (s *chunkScanner) chatMessage(out *llm.Message) bool {
+	var seen fieldSet
+	ok := s.object(func(key []byte, esc bool) bool {
+		switch string(key) {
+		case "role":
+			return seen.once(0) && s.chatRole(&out.Role)
+		case "content":
+			return seen.once(1) && s.chatContent(&out.Content)
+		case "name":
+			return seen.once(2) && s.string(&out.Name)
+		case "tool_calls":
+			return seen.once(3) && s.chatToolCalls(&out.ToolCalls)
+		case "tool_call_id":
+			return seen.once(4) && s.string(&out.ToolCallID)
+		case "reasoning_content":
+			return seen.once(5) && s.string(&out.Reasoning)
+		}
+		return !esc && !folds(key, "role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content") && s.skip(0)
+	})
+	// decodeChatMessage's checks. Every tool call read is in out.ToolCalls,
+	// so their number is the array's.
+	switch {
+	case !ok, out.Role == "":
+		return false
+	case out.Role == llm.RoleTool && out.ToolCallID == "":
+		return false
+	case out.Content == nil && len(out.ToolCalls) == 0 && out.Role != llm.RoleAssistant:
+		return false
+	}
+	return true
+}
+
+// fieldSet records which of an object's keys have been read. A repeated
+// key declines: encoding/json keeps the last value, but a null leaves a
+// string as it was, and matching that is not worth it for what no client
+// sends.
+type fieldSet uint8
+
+func (f *fieldSet) once(bit uint) bool {
+	if *f&(1<<bit) != 0 {
+		return false
+	}
+	*f |= 1 << bit
+	return true
+}
+
+// chatRole reads a role. Null, an unknown role or an escaped one declines.
+func (s *chunkScanner) chatRole(dst *llm.Role) bool {
+	raw, esc, ok := s.str()
+	if !ok || esc {
+		return false
+	}
+	switch string(raw) {
+	case "system", "developer":
+		*dst = llm.RoleSystem
+	case "user":
+		*dst = llm.RoleUser
+	case "assistant":
+		*dst = llm.RoleAssistant
+	case "tool":
+		*dst = llm.RoleTool
+	default:
+		return false
+	}
+	return true
+}
+
+// chatContent reads content that is null, a string or an array of text
+// parts, as decodeChatContent does: an empty array is no content.
+func (s *chunkScanner) chatContent(dst *[]llm.Part) bool {
+	if s.null() { // s.null skipped the whitespace
+		return true
+	}
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '"':
+		var text string
+		if !s.string(&text) {
+			return false
+		}
+		*dst = []llm.Part{llm.TextPart(text)}
+		return true
+	case '[':
+		return s.array(func() bool {
+			p, ok := s.chatTextPart()
+			*dst = append(*dst, p)
+			return ok
+		})
+	}
+	return false
+}
+
+// chatTextPart reads a part of type text. Any other type declines, and so
+// does image_url even beside type text, which encoding/json would decode
+// and then ignore.
+func (s *chunkScanner) chatTextPart() (llm.Part, bool) {
+	var p llm.Part
+	var seen fieldSet
+	ok := s.object(func(key []byte, esc bool) bool {
+		switch string(key) {
+		case "type":
+			if !seen.once(0) {
+				return false
+			}
+			_, ok := s.constant("text")
+			p.Type = llm.PartText
+			return ok
+		case "text":
+			return seen.once(1) && s.string(&p.Text)
+		case "image_url":
+			return false
+		}
+		return !esc && !folds(key, "type", "text", "image_url") && s.skip(0)
+	})
+	return p, ok && p.Type == llm.PartText
+}
+
+// chatToolCalls reads null or an array of tool calls, each with a name.
+func (s *chunkScanner) chatToolCalls(dst *[]llm.ToolCall) bool {
+	if s.null() {
+		return true
+	}
+	return s.array(func() bool {
+		var tc llm.ToolCall
+		var seen fieldSet
+		ok := s.object(func(key []byte, esc bool) bool {
+			switch string(key) {
+			case "index": // an integer or null, unused
+				if !seen.once(0) {
+					return false
+				}
+				if s.null() {
+					return true
+				}
+				_, ok := s.int()
+				return ok
+			case "id":
+				return seen.once(1) && s.string(&tc.ID)
+			case "type": // a string, unused and not checked
+				if !seen.once(2) {
+					return false
+				}
+				if s.null() {
+					return true
+				}
+				_, _, ok := s.str()
+				return ok
+			case "function":
+				return seen.once(3) && s.chatFunction(&tc)
+			}
+			return !esc && !folds(key, "index", "id", "type", "function") && s.skip(0)
+		})
+		*dst = append(*dst, tc)
+		return ok && tc.Name != ""
+	})
+}
+
+// chatFunction reads a tool call's function object; null declines.
+func (s *chunkScanner) chatFunction(tc *llm.ToolCall) bool {
+	var seen fieldSet
+	return s.object(func(key []byte, esc bool) bool {
+		switch string(key) {
+		case "name":
+			return seen.once(0) && s.string(&tc.Name)
+		case "arguments":
+			return seen.once(1) && s.string(&tc.Arguments)
+		}
+		return !esc && !folds(key, "name", "arguments") && s.skip(0)
+	})
 }
 
 func decodeChatTools(raw json.RawMessage, r *llm.Request) error {

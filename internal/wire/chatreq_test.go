@@ -659,3 +659,238 @@ func BenchmarkDecodeChatRequest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeChatRequestMessages decodes whole requests of the shapes
+// clients send most: one user message (scripts/bench's body), a second
+// turn of three messages whose text holds escapes, a turn answering a
+// tool call, and a message with an image, which encoding/json decodes.
+func BenchmarkDecodeChatRequestMessages(b *testing.B) {
+	bodies := []struct{ name, body string }{
+		{"one", `{"messages":[{"content":"Write a short line about the sea.","role":"user"}],"model":"gpt-4o-mini","stream":true}`},
+		{"three", `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"messages":[` +
+			`{"role":"user","content":"What are the main differences between TCP and UDP? Keep it short."},` +
+			`{"role":"assistant","content":"TCP is connection-oriented and reliable: it orders packets, retransmits lost ones and controls congestion.\nUDP is connectionless: \"fire and forget\", with less overhead and no delivery guarantee."},` +
+			`{"role":"user","content":"Which one should I use for a multiplayer game, and why?"}]}`},
+		{"tool turn", string(read(b, filepath.Join(examples, "openai-chat/request-tool-result-turn.json")))},
+		{"vision", string(read(b, filepath.Join(examples, "openai-chat/request-vision.json")))},
+	}
+	for _, bb := range bodies {
+		b.Run(bb.name, func(b *testing.B) {
+			body := []byte(bb.body)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeChatRequest(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// scanOne reads one message with the fast reader alone, as
+// scanChatMessages reads it before falling back to encoding/json.
+func scanOne(raw []byte) (llm.Message, bool) {
+	var m llm.Message
+	s := chunkScanner{b: raw}
+	ok := s.chatMessage(&m)
+	s.ws()
+	return m, ok && s.i == len(raw)
+}
+
+// chatMessageCases are messages arrays for TestScanChatMessages and seeds
+// for FuzzScanChatMessages.
+var chatMessageCases = []struct {
+	name string
+	msgs string
+	// fast is how many messages the fast reader reads itself; the others
+	// are decoded alone by encoding/json.
+	fast int
+	// read is whether scanChatMessages reads the array; if not,
+	// encoding/json decodes all of it, and finds the error if there is one.
+	read bool
+}{
+	{"text", `[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}]`, 2, true},
+	{"every role", `[{"role":"developer","content":"d"},{"role":"system","content":"s"},{"role":"user","content":"u"},{"role":"assistant","content":"a"},{"role":"tool","tool_call_id":"c1","content":"t"}]`, 5, true},
+	{"escapes", `[{"role":"user","content":"a\n\"b\"\\ \/ \t\u00e9 \ud83d\ude00 \u2028 \u0000"}]`, 1, true},
+	{"lone surrogates", `[{"role":"user","content":"\ud800x\udc00 \ud83d"}]`, 1, true},
+	{"utf-8", `[{"role":"user","content":"héllo 漢 😀","name":"zoë"}]`, 1, true},
+	{"invalid utf-8: all the slow way", "[{\"role\":\"user\",\"content\":\"a\xffb\"}]", 0, false},
+	{"whitespace", " [ {\n\t\"role\" : \"user\" ,\r\n \"content\" : \"hi\" } , { \"role\":\"assistant\" , \"content\" : null } ] ", 2, true},
+	{"empty content", `[{"role":"user","content":""}]`, 1, true},
+	{"assistant null content", `[{"role":"assistant","content":null}]`, 1, true},
+	{"assistant without content", `[{"role":"assistant"}]`, 1, true},
+	{"assistant empty parts", `[{"role":"assistant","content":[]}]`, 1, true},
+	{"user null content", `[{"role":"user","content":null}]`, 0, false},
+	{"user empty parts", `[{"role":"user","content":[]}]`, 0, false},
+	{"user without content", `[{"role":"user"}]`, 0, false},
+	{"text parts", `[{"role":"user","content":[{"type":"text","text":"a"},{"text":"b\n","type":"text"},{"type":"text","text":null},{"type":"text"}]}]`, 1, true},
+	{"text part with cache_control", `[{"role":"user","content":[{"type":"text","text":"a","cache_control":{"type":"ephemeral"}}]}]`, 1, true},
+	{"image part: the slow way", `[{"role":"user","content":"x"},{"role":"user","content":[{"type":"text","text":"what?"},{"type":"image_url","image_url":{"url":"https://x/y.png","detail":"low"}}]},{"role":"user","content":"y"}]`, 2, true},
+	{"image_url beside type text", `[{"role":"user","content":[{"type":"text","text":"a","image_url":5}]}]`, 0, true},
+	{"part type escaped", `[{"role":"user","content":[{"type":"t\u0065xt","text":"a"}]}]`, 0, true},
+	{"part type other", `[{"role":"user","content":[{"type":"video","text":"a"}]}]`, 0, false},
+	{"part type missing", `[{"role":"user","content":[{"text":"a"}]}]`, 0, false},
+	{"part null", `[{"role":"user","content":[null]}]`, 0, false},
+	{"part text a number", `[{"role":"user","content":[{"type":"text","text":1}]}]`, 0, false},
+	{"content a number", `[{"role":"user","content":5}]`, 0, false},
+	{"content an object", `[{"role":"user","content":{"type":"text","text":"hi"}}]`, 0, false},
+	{"content true", `[{"role":"user","content":true}]`, 0, false},
+	{"name and reasoning", `[{"role":"user","name":"ann","content":"q"},{"role":"assistant","content":"4","reasoning_content":"2+2"}]`, 2, true},
+	{"null strings", `[{"role":"user","name":null,"tool_call_id":null,"reasoning_content":null,"content":"q"}]`, 1, true},
+	{"unknown keys skipped", `[{"role":"assistant","refusal":null,"audio":{"id":"a1","x":[1,2.5e3,-0.1,true,false,null,"s"]},"annotations":[],"content":"a"}]`, 1, true},
+	{"tool calls", `[{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"look","arguments":"{\"q\":\"\\u2028x\"}"}},{"index":1,"id":"call_2","type":"function","function":{"arguments":"","name":"look"}}]},{"role":"tool","tool_call_id":"call_1","content":"a bird"}]`, 2, true},
+	{"tool call odd but valid", `[{"role":"assistant","tool_calls":[{"index":null,"id":null,"type":null,"function":{"name":"f","arguments":null,"strict":true},"extra":{}}]}]`, 1, true},
+	{"tool call index negative zero", `[{"role":"assistant","tool_calls":[{"index":-0,"function":{"name":"f"}}]}]`, 1, true},
+	{"tool calls null", `[{"role":"assistant","content":"a","tool_calls":null}]`, 1, true},
+	{"tool calls empty", `[{"role":"assistant","content":"a","tool_calls":[]}]`, 1, true},
+	{"tool calls empty, no content", `[{"role":"user","tool_calls":[]}]`, 0, false},
+	{"user with tool calls and no content", `[{"role":"user","tool_calls":[{"function":{"name":"f"}}]}]`, 1, true},
+	{"tool call without name", `[{"role":"assistant","tool_calls":[{"id":"c","function":{"arguments":"{}"}}]}]`, 0, false},
+	{"tool call function null", `[{"role":"assistant","tool_calls":[{"id":"c","function":null}]}]`, 0, false},
+	{"tool call null", `[{"role":"assistant","tool_calls":[null]}]`, 0, false},
+	{"tool call index fractional", `[{"role":"assistant","tool_calls":[{"index":1.5,"function":{"name":"f"}}]}]`, 0, false},
+	{"tool call index a string", `[{"role":"assistant","tool_calls":[{"index":"0","function":{"name":"f"}}]}]`, 0, false},
+	{"tool call index too big", `[{"role":"assistant","tool_calls":[{"index":99999999999999999999,"function":{"name":"f"}}]}]`, 0, false},
+	{"tool call type a number", `[{"role":"assistant","tool_calls":[{"type":1,"function":{"name":"f"}}]}]`, 0, false},
+	{"tool call arguments an object", `[{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":{}}}]}]`, 0, false},
+	{"tool without tool_call_id", `[{"role":"tool","content":"18C"}]`, 0, false},
+	{"tool with null tool_call_id", `[{"role":"tool","tool_call_id":null,"content":"18C"}]`, 0, false},
+	{"missing role", `[{"content":"hi"}]`, 0, false},
+	{"null role", `[{"role":null,"content":"hi"}]`, 0, false},
+	{"bad role", `[{"role":"robot","content":"hi"}]`, 0, false},
+	{"role case", `[{"role":"User","content":"hi"}]`, 0, false},
+	{"role escaped: the slow way", `[{"role":"us\u0065r","content":"hi"}]`, 0, true},
+	{"role a number", `[{"role":1,"content":"hi"}]`, 0, false},
+	{"name a number", `[{"role":"user","content":"hi","name":1}]`, 0, false},
+
+	// encoding/json keeps a repeated key's last value, but a null leaves a
+	// string as it was and sets content's raw value to null.
+	{"repeated content", `[{"role":"user","content":"a","content":"b"}]`, 0, true},
+	{"repeated content, then null", `[{"role":"user","content":"a","content":null}]`, 0, false},
+	{"repeated role, then null", `[{"role":"user","role":null,"content":"x"}]`, 0, true},
+	{"repeated name, then null", `[{"role":"user","name":"a","content":"x","name":null}]`, 0, true},
+	{"repeated tool_calls", `[{"role":"assistant","tool_calls":[{"function":{"name":"f"}}],"tool_calls":[{"function":{"name":"g"}},{"function":{"name":"h"}}]}]`, 0, true},
+	{"repeated function name", `[{"role":"assistant","tool_calls":[{"function":{"name":"f","name":"g"}}]}]`, 0, true},
+	{"repeated part text", `[{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]`, 0, true},
+
+	// encoding/json matches keys case-insensitively, by Unicode.
+	{"key in another case", `[{"Role":"user","CONTENT":"hi"}]`, 0, true},
+	{"key both cases", `[{"role":"user","content":"a","Content":"b"}]`, 0, true},
+	{"key folding by Unicode", `[{"role":"assistant","content":"a","tool_callſ":[{"function":{"name":"f"}}]}]`, 0, true},
+	{"escaped key", `[{"rol\u0065":"user","content":"hi"}]`, 0, true},
+	{"escaped unknown key", `[{"role":"user","content":"hi","\u0078":1}]`, 0, true},
+	{"part key in another case", `[{"role":"user","content":[{"Type":"text","TEXT":"a"}]}]`, 0, true},
+	{"function key in another case", `[{"role":"assistant","tool_calls":[{"Function":{"Name":"f"}}]}]`, 0, true},
+
+	{"empty array", `[]`, 0, false},
+	{"message null", `[null]`, 0, false},
+	{"message a string", `["hi"]`, 0, false},
+	{"second message a number", `[{"role":"user","content":"hi"},7]`, 1, false},
+	{"messages null", `null`, 0, false},
+	{"messages an object", `{"role":"user","content":"hi"}`, 0, false},
+	{"trailing comma", `[{"role":"user","content":"hi"},]`, 0, false},
+	{"trailing comma in a message", `[{"role":"user","content":"hi",}]`, 0, false},
+	{"truncated", `[{"role":"user","content":"hi"}`, 0, false},
+	{"trailing data", `[{"role":"user","content":"hi"}] x`, 0, false},
+	{"bad role before a syntax error", `[{"role":"robot","content":"hi"},{"role":}]`, 0, false},
+	{"deep in an unknown key", `[{"role":"user","content":"hi","x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}]`, 0, false},
+	{"many messages", "[" + strings.Repeat(`{"role":"user","content":"q"},{"role":"assistant","content":"a"},`, 10) + `{"role":"user","content":"last"}]`, 21, true},
+}
+
+// TestScanChatMessages checks the fast path against encoding/json's on each
+// case, and that the messages it is meant to read go the fast way.
+func TestScanChatMessages(t *testing.T) {
+	for _, tt := range chatMessageCases {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := []byte(tt.msgs)
+			got, ok := scanChatMessages(raw)
+			if ok != tt.read {
+				t.Errorf("scanChatMessages read = %v, want %v", ok, tt.read)
+			}
+			if want, err := decodeChatMessagesJSON(raw); ok && err != nil {
+				t.Errorf("scanChatMessages read what encoding/json rejects: %v", err)
+			} else if diff := cmp.Diff(want, got); ok && diff != "" {
+				t.Errorf("(-encoding/json +scanChatMessages):\n%s", diff)
+			}
+
+			// The fast reader alone, on each message encoding/json finds
+			// (none when the array is not valid JSON).
+			var elems []json.RawMessage
+			_ = json.Unmarshal(raw, &elems)
+			fast := 0
+			for i, e := range elems {
+				m, ok := scanOne(e)
+				if !ok {
+					continue
+				}
+				fast++
+				var w llm.Message
+				if err := decodeChatMessage(i, e, &w); err != nil {
+					t.Errorf("fast reader read messages[%d] %s, which encoding/json rejects: %v", i, e, err)
+				} else if diff := cmp.Diff(w, m); diff != "" {
+					t.Errorf("messages[%d] (-encoding/json +fast):\n%s", i, diff)
+				}
+			}
+			if fast != tt.fast {
+				t.Errorf("fast reader read %d messages, want %d", fast, tt.fast)
+			}
+		})
+	}
+}
+
+// TestDecodeChatMessagesErrors checks the error each case reports against
+// testdata/chat_messages_errors.golden, which the decoder before the fast
+// path wrote: the fast path must not change a param or a message.
+func TestDecodeChatMessagesErrors(t *testing.T) {
+	got := map[string]string{}
+	for _, tt := range chatMessageCases {
+		err := decodeChatMessages([]byte(tt.msgs), &llm.Request{})
+		if err == nil {
+			continue
+		}
+		var ce *chat.Error
+		if !errors.As(err, &ce) {
+			t.Fatalf("%s: err = %T %v, want *chat.Error", tt.name, err, err)
+		}
+		got[tt.name] = ce.Param + " | " + ce.Message
+	}
+	golden(t, "chat_messages_errors", got)
+}
+
+// FuzzScanChatMessages checks the fast path against encoding/json: whenever
+// it reads a messages array, encoding/json reads it without error and
+// decodes the same messages.
+func FuzzScanChatMessages(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join(examples, "*/request-*.json"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var req struct{ Messages json.RawMessage }
+		if json.Unmarshal(b, &req) == nil && req.Messages != nil {
+			f.Add([]byte(req.Messages))
+		}
+	}
+	var rich struct{ Messages json.RawMessage }
+	if err := json.Unmarshal([]byte(richRequest), &rich); err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(rich.Messages))
+	for _, tt := range chatMessageCases {
+		f.Add([]byte(tt.msgs))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, ok := scanChatMessages(raw)
+		if !ok {
+			return
+		}
+		want, err := decodeChatMessagesJSON(raw)
+		if err != nil {
+			t.Fatalf("fast path read %q, which encoding/json rejects: %v", raw, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("fast path differs on %q (-encoding/json +fast):\n%s", raw, diff)
+		}
+	})
+}

@@ -437,8 +437,17 @@ func (s *chunkScanner) delta(ch *chatChoiceIn) bool {
 }
 
 // folds reports whether key matches one of names case-insensitively, as
-// encoding/json matches keys: such a key must go the slow way.
+// encoding/json matches keys: such a key must go the slow way. A key with
+// any non-ASCII byte is taken to match: encoding/json folds by Unicode,
+// where "choiceſ" (a long s, two bytes) is "choices", which the length
+// check below misses (found writing scanChatMessages: scanChunk skipped
+// such a key and lost the choices encoding/json reads).
 func folds(key []byte, names ...string) bool {
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			return true
+		}
+	}
 	for _, n := range names {
 		if len(key) == len(n) && bytes.EqualFold(key, []byte(n)) {
 			return true

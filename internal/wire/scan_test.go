@@ -73,6 +73,9 @@ func TestScanChunk(t *testing.T) {
 		{"unclosed", `{"choices":[{"index":0}`, false},
 		{"deep nesting", `{"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, false},
 		{"duplicate choices", `{"choices":[],"choices":[]}`, false},
+		{"key folding to choices by Unicode", `{"choiceſ":[{"index":0,"delta":{"content":"x"}}]}`, false},
+		{"key folding to usage by Unicode", `{"choices":[],"uſage":{"prompt_tokens":1}}`, false},
+		{"unknown non-ASCII key", `{"é":1,"choices":[]}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,12 +22,18 @@ func invalid(param, format string, args ...any) *chat.Error {
 // wrong type deeper inside it is named by its path: param.a.b.
 func decodeField(param string, raw json.RawMessage, v any) error {
 	if err := json.Unmarshal(raw, v); err != nil {
-		if e, ok := err.(*json.UnmarshalTypeError); ok && e.Field != "" {
-			param += "." + e.Field
-		}
-		return invalid(param, "%s: %s", param, jsonProblem(err))
+		return fieldError(param, err)
 	}
 	return nil
+}
+
+// fieldError is decodeField's error for err, json.Unmarshal's, for callers
+// that name param only once they know something is wrong.
+func fieldError(param string, err error) error {
+	if e, ok := err.(*json.UnmarshalTypeError); ok && e.Field != "" {
+		param += "." + e.Field
+	}
+	return invalid(param, "%s: %s", param, jsonProblem(err))
 }
 
 // jsonProblem describes a decode error without Go type names.
