@@ -104,6 +104,7 @@ type ChatChunkDecoder struct {
 	chunk chatChunkIn
 	calls []int // upstream tool-call index of each call, by position
 	memo  chunkMemo
+	mem   arena
 }
 
 // Decode returns the event in one chunk's data. The event is valid until
@@ -115,7 +116,7 @@ func (d *ChatChunkDecoder) Decode(data []byte) (*llm.Event, error) {
 	// encoding/json decodes into reused elements without clearing them).
 	c := &d.chunk
 	d.reset()
-	if !scanChunk(data, c, &d.memo) {
+	if !scanChunk(data, c, &d.memo, &d.mem) {
 		d.reset()
 		if err := json.Unmarshal(data, c); err != nil {
 			return nil, err

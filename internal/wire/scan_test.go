@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,7 +81,7 @@ func TestScanChunk(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var c chatChunkIn
-			got := scanChunk([]byte(tt.in), &c, nil)
+			got := scanChunk([]byte(tt.in), &c, nil, nil)
 			if got != tt.accept {
 				t.Fatalf("scanChunk accepted = %v, want %v", got, tt.accept)
 			}
@@ -113,7 +114,7 @@ func FuzzScanChunk(f *testing.F) {
 	f.Add([]byte(`{"choices":[{"delta":{"content":"\ud83d\ude00\ud800"}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var c chatChunkIn
-		if !scanChunk(data, &c, nil) {
+		if !scanChunk(data, &c, nil, nil) {
 			return
 		}
 		want, err := slowChunk(data)
@@ -144,17 +145,64 @@ func FuzzScanChunkMemo(f *testing.F) {
 	f.Add([]byte(`{"id":"a","created":1,"choices":[]}`), []byte(`{"id":"a","created":12,"choices":[]}`))
 	f.Add([]byte(`{"id":"a","usage":null,"choices":[]}`), []byte(`{"id":"a","usage":null,"choices":[]}`))
 	f.Fuzz(func(t *testing.T, prev, data []byte) {
+		// With an arena too, as a stream's decoder reads: the strings read
+		// from prev must survive reading data into the same arena.
 		var m chunkMemo
-		scanChunk(prev, &chatChunkIn{}, &m)
+		var mem arena
+		var first, firstAlone chatChunkIn
+		firstOK := scanChunk(prev, &first, &m, &mem)
+		scanChunk(prev, &firstAlone, nil, nil)
 		var got, want chatChunkIn
-		gotOK, wantOK := scanChunk(data, &got, &m), scanChunk(data, &want, nil)
+		gotOK, wantOK := scanChunk(data, &got, &m, &mem), scanChunk(data, &want, nil, nil)
 		if gotOK != wantOK {
 			t.Fatalf("after %q, %q read %v with the memo and %v without", prev, data, gotOK, wantOK)
 		}
 		if diff := cmp.Diff(want, got, equateEmpty); gotOK && diff != "" {
 			t.Fatalf("after %q, %q reads differently with the memo (-without +with):\n%s", prev, data, diff)
 		}
+		if diff := cmp.Diff(firstAlone, first, equateEmpty); firstOK && diff != "" {
+			t.Fatalf("%q's strings changed when %q was read into the arena (-want +got):\n%s", prev, data, diff)
+		}
 	})
+}
+
+// TestArenaStrings reads a long stream through one decoder: every text
+// read must stay what it was while later chunks fill the arena, and the
+// texts must cost far less than an allocation each.
+func TestArenaStrings(t *testing.T) {
+	var chunks [][]byte
+	var want []string
+	for i := range 600 {
+		text := fmt.Sprintf("tok%d \"é\" ", i)
+		if i%97 == 0 {
+			text = strings.Repeat("long ", arenaBlock/16) // longer than the arena takes
+		}
+		b, _ := json.Marshal(text)
+		chunks = append(chunks, fmt.Appendf(nil, `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":%s},"finish_reason":null}]}`, b))
+		want = append(want, text)
+	}
+	var d ChatChunkDecoder
+	var got []string
+	for _, c := range chunks {
+		ev, err := d.Decode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev.Text)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("texts changed as the arena filled (-want +got):\n%s", diff)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(len(chunks)-1, func() {
+		i++
+		if _, err := d.Decode(chunks[1+i%(len(chunks)-1)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0.2 {
+		t.Errorf("%.2f allocations per chunk, want the arena's share of one", allocs)
+	}
 }
 
 // TestPlainRun puts each kind of byte that ends a plain run at every
