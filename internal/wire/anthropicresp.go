@@ -111,6 +111,7 @@ type MessagesStreamDecoder struct {
 	model  string
 	tools  []messagesStreamTool
 	inited bool
+	mem    arena
 }
 
 // messagesStreamTool is a tool_use content block of the stream.
@@ -132,7 +133,7 @@ func (d *MessagesStreamDecoder) Decode(name, data []byte) (*llm.Event, error) {
 	}
 	in := &d.in
 	d.resetIn()
-	if !scanMessagesEvent(data, in) {
+	if !scanMessagesEvent(data, in, &d.mem) {
 		d.resetIn()
 		if err := json.Unmarshal(data, in); err != nil {
 			return nil, err

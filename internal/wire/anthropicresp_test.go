@@ -1005,7 +1005,7 @@ func FuzzScanMessagesEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d MessagesStreamDecoder
 		d.resetIn()
-		if !scanMessagesEvent(data, &d.in) {
+		if !scanMessagesEvent(data, &d.in, nil) {
 			return
 		}
 		fast := d.in
@@ -1044,7 +1044,7 @@ func TestScanMessagesEvent(t *testing.T) {
 	for _, tt := range tests {
 		var d MessagesStreamDecoder
 		d.resetIn()
-		if got := scanMessagesEvent([]byte(tt.data), &d.in); got != tt.ok {
+		if got := scanMessagesEvent([]byte(tt.data), &d.in, nil); got != tt.ok {
 			t.Errorf("scanMessagesEvent(%s) = %v, want %v", tt.data, got, tt.ok)
 		}
 	}

@@ -4,14 +4,16 @@ package wire
 // Anthropic stream: content_block_delta with a text, input_json or
 // thinking delta, and ping. Like scanChunk it is strict: any other shape,
 // key or invalid JSON makes it decline, and the event goes through
-// encoding/json (9 allocations per event; this path makes one, the text).
+// encoding/json (9 allocations per event; this path makes none, its text
+// carved from the decoder's arena).
 // FuzzScanMessagesEvent checks that whenever it accepts, encoding/json
 // decodes the same.
 
 // scanMessagesEvent fills in, which must be zero but for the unset usage,
-// from data and reports whether it could.
-func scanMessagesEvent(data []byte, in *messagesEventIn) bool {
-	s := chunkScanner{b: data}
+// from data and reports whether it could. With an arena, the strings it
+// reads are carved from it.
+func scanMessagesEvent(data []byte, in *messagesEventIn, mem *arena) bool {
+	s := chunkScanner{b: data, mem: mem}
 	ok := s.object(func(key []byte, _ bool) bool {
 		switch string(key) {
 		case "type":
