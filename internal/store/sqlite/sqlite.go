@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -49,6 +50,12 @@ type DB struct {
 // missing, and applies any pending migrations. A path of ":memory:" opens a
 // private in-memory database that lives until Close.
 func Open(ctx context.Context, path string) (*DB, error) {
+	return open(ctx, path, math.MaxInt)
+}
+
+// open is Open applying the migrations up to version through only, so that
+// tests can build a database as an older keel left it.
+func open(ctx context.Context, path string, through int) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: open: empty path")
 	}
@@ -109,7 +116,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.closeHandles()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrate(ctx, through); err != nil {
 		db.closeHandles()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
@@ -149,10 +156,11 @@ func (db *DB) closeHandles() error {
 	return errors.Join(errs...)
 }
 
-// migrate applies, in name order, each embedded migration not yet recorded
-// in schema_migrations, each in its own transaction. A migration file is
-// named NNNN_description.sql; NNNN is its version.
-func (db *DB) migrate(ctx context.Context) error {
+// migrate applies, in name order, each embedded migration up to version
+// through not yet recorded in schema_migrations, each in its own
+// transaction. A migration file is named NNNN_description.sql; NNNN is its
+// version.
+func (db *DB) migrate(ctx context.Context, through int) error {
 	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY,
 		name    TEXT    NOT NULL,
@@ -165,14 +173,14 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for _, name := range names {
-		if err := db.migrateOne(ctx, name); err != nil {
+		if err := db.migrateOne(ctx, name, through); err != nil {
 			return fmt.Errorf("migrate %s: %w", filepath.Base(name), err)
 		}
 	}
 	return nil
 }
 
-func (db *DB) migrateOne(ctx context.Context, name string) error {
+func (db *DB) migrateOne(ctx context.Context, name string, through int) error {
 	base := filepath.Base(name)
 	prefix, _, ok := strings.Cut(base, "_")
 	if !ok {
@@ -181,6 +189,9 @@ func (db *DB) migrateOne(ctx context.Context, name string) error {
 	version, err := strconv.Atoi(prefix)
 	if err != nil {
 		return fmt.Errorf("name is not NNNN_description.sql: %w", err)
+	}
+	if version > through {
+		return nil
 	}
 	body, err := migrations.ReadFile(name)
 	if err != nil {

@@ -85,14 +85,6 @@ func TestReadPoolRefusesWrites(t *testing.T) {
 	}
 }
 
-func TestForeignKeys(t *testing.T) {
-	db := openTest(t, ":memory:")
-	_, err := db.write.Exec(`INSERT INTO attempts (` + attemptColumns + `) VALUES ('req_missing', 0, 'p', 'm', 0, 0, 'ok', 200, '')`)
-	if err == nil {
-		t.Error("attempt of a missing request: err = nil, want a foreign key error")
-	}
-}
-
 func TestCreatesParentDir(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a", "b", "keel.db")
 	openTest(t, path)
