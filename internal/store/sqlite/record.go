@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/keel-ai/keel/internal/chat"
+	"github.com/keel-ai/keel/internal/jsontext"
 )
 
 // The record column of request_log holds a request's fields other than
@@ -105,48 +105,10 @@ func appendRecord(b []byte, r *chat.Request) []byte {
 	return append(b, "]]"...)
 }
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does: JSON text cannot carry it.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			if c < 0x20 {
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			} else {
-				b = append(b, `\ufffd`...)
-			}
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendString appends s as a JSON string, as SQLite's json functions
+// write it (no HTML escapes). Invalid UTF-8 becomes U+FFFD: JSON text
+// cannot carry it.
+func appendString(b []byte, s string) []byte { return jsontext.AppendString(b, s, false) }
 
 // parseRecord sets r's fields from its record column. A missing trailing
 // element leaves its field zero and an extra one is ignored, so a field

@@ -13,34 +13,6 @@ import (
 	"github.com/keel-ai/keel/internal/chat"
 )
 
-func TestAppendString(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want string
-	}{
-		{"Empty", "", `""`},
-		{"Plain", "gpt-4o", `"gpt-4o"`},
-		{"Quote", `say "hi"`, `"say \"hi\""`},
-		{"Backslash", `C:\models`, `"C:\\models"`},
-		{"Whitespace", "a\nb\rc\td", `"a\nb\rc\td"`},
-		{"Control", "\x00\x01\x1f", `"\u0000\u0001\u001f"`},
-		{"Delete", "\x7f", "\"\x7f\""},
-		{"NoHTMLEscape", "<a&b>", `"<a&b>"`},
-		{"Unicode", "ünïcødé 🚀\u2028", "\"ünïcødé 🚀\u2028\""},
-		{"InvalidUTF8", "a\xffb\xc3", `"a\ufffdb\ufffd"`},
-		{"ReplacementChar", "\ufffd", "\"\ufffd\""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := string(appendString([]byte("x"), tt.in))
-			if diff := cmp.Diff("x"+tt.want, got); diff != "" {
-				t.Errorf("appendString(%q) (-want +got):\n%s", tt.in, diff)
-			}
-		})
-	}
-}
-
 func TestParseRecord(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 	us := at.UnixMicro()
