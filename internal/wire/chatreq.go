@@ -218,26 +218,19 @@ func decodeChatMessage(i int, raw json.RawMessage, out *llm.Message) error {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return fieldError(param(), err)
 	}
-	switch m.Role {
-	case "system", "developer":
-		out.Role = llm.RoleSystem
-	case "user":
-		out.Role = llm.RoleUser
-	case "assistant":
-		out.Role = llm.RoleAssistant
-	case "tool":
-		out.Role = llm.RoleTool
-		if m.ToolCallID == "" {
-			p := param()
-			return invalid(p+".tool_call_id", "%s.tool_call_id is required for tool messages", p)
-		}
-	case "":
+	role, ok := chatRole(m.Role)
+	switch {
+	case m.Role == "":
 		p := param()
 		return invalid(p+".role", "%s.role is required", p)
-	default:
+	case !ok:
 		p := param()
 		return invalid(p+".role", "%s.role %q is not one of system, developer, user, assistant, tool", p, m.Role)
+	case role == llm.RoleTool && m.ToolCallID == "":
+		p := param()
+		return invalid(p+".tool_call_id", "%s.tool_call_id is required for tool messages", p)
 	}
+	out.Role = role
 	parts, err := decodeChatContent(func() string { return param() + ".content" }, m.Content)
 	if err != nil {
 		return err
@@ -410,19 +403,23 @@ func (s *chunkScanner) chatRole(dst *llm.Role) bool {
 	if !ok || esc {
 		return false
 	}
-	switch string(raw) {
+	*dst, ok = chatRole(string(raw))
+	return ok
+}
+
+// chatRole maps a Chat Completions role to the neutral one.
+func chatRole(name string) (llm.Role, bool) {
+	switch name {
 	case "system", "developer":
-		*dst = llm.RoleSystem
+		return llm.RoleSystem, true
 	case "user":
-		*dst = llm.RoleUser
+		return llm.RoleUser, true
 	case "assistant":
-		*dst = llm.RoleAssistant
+		return llm.RoleAssistant, true
 	case "tool":
-		*dst = llm.RoleTool
-	default:
-		return false
+		return llm.RoleTool, true
 	}
-	return true
+	return "", false
 }
 
 // chatContent reads content that is null, a string or an array of text
